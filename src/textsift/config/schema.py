@@ -1,0 +1,163 @@
+"""The config schema: every setting of a run, with its type and default.
+
+``textsift config schema`` prints it as JSON Schema; ``textsift config show CONFIG`` prints a config
+with every default filled in. Components (tokenizer, model, loss, ...) are validated against the
+settings of the class registered under their ``type``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError, core_schema
+
+from textsift import registry
+from textsift.config.spec import Component, ComponentField, Section, Spec
+from textsift.errors import RegistryError
+
+
+class _DataSourceField(ComponentField):
+    """A data source: a file path (string), or ``{type: DATASET, ...}`` for a registered generator."""
+
+    def _validate(self, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                raise PydanticCustomError("data_source", "expected a file path, got an empty string")
+            return value
+        if not isinstance(value, dict):
+            raise PydanticCustomError(
+                "data_source", "expected a file path or {{type: DATASET, ...}}, got {got}",
+                {"got": type(value).__name__},
+            )
+        return super()._validate(value)
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> Any:
+        return {"anyOf": [{"type": "string", "description": "a data file"}, super().__get_pydantic_json_schema__(schema, handler)]}
+
+
+DataSource = Annotated[Any, _DataSourceField(registry.datasets)]
+
+
+class DataConfig(Section):
+    train: DataSource = Field(description="Training data: a file, or {type: DATASET, ...} for a generator.")
+    validation: DataSource | None = Field(None, description="Validation data; split off train when absent.")
+    test: DataSource | None = Field(None, description="Test data, evaluated once after training.")
+    reader: Component(registry.readers, "auto") = Field(  # type: ignore[valid-type]
+        default_factory=lambda: "auto", validate_default=True,
+        description="How files are read: columns, encoding, delimiter. 'auto' picks by file extension.",
+    )
+    labels: list[str] | None = Field(
+        None, description="The label set, in order. Inferred (sorted) from the training data when absent."
+    )
+    validation_split: float = Field(
+        0.1, ge=0.0, lt=1.0,
+        description="Fraction of train held out (stratified) as validation when no validation data is given.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> "DataConfig":
+        if self.labels is not None:
+            if len(self.labels) < 2:
+                raise ValueError(f"data.labels needs at least 2 labels, got {self.labels}")
+            dupes = sorted({x for x in self.labels if self.labels.count(x) > 1})
+            if dupes:
+                raise ValueError(f"data.labels has duplicates: {dupes}")
+        return self
+
+
+class OptimizerConfig(Section):
+    """A ``torch.optim.Optimizer`` named by import path; other keys are passed to it as keyword arguments."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str = Field("torch.optim:AdamW", description="Import path of a torch.optim.Optimizer subclass.")
+    lr: float = Field(1e-3, gt=0.0, description="Peak learning rate.")
+    weight_decay: float = Field(0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _check_optimizer(self) -> "OptimizerConfig":
+        import torch
+
+        try:
+            cls = registry.import_path(self.type)
+        except RegistryError as exc:
+            raise ValueError(str(exc)) from None
+        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+            raise ValueError(f"'{self.type}' is not a torch.optim.Optimizer subclass")
+        params = inspect.signature(cls.__init__).parameters
+        accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        for key in (self.model_extra or {}):
+            if key not in params and not accepts_any:
+                options = sorted(k for k in params if k not in ("self", "params"))
+                from textsift.errors import did_you_mean
+
+                raise ValueError(
+                    f"{self.type} has no argument '{key}'.{did_you_mean(key, options)} Its arguments: {', '.join(options)}"
+                )
+        return self
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"lr": self.lr, "weight_decay": self.weight_decay, **(self.model_extra or {})}
+
+
+class EarlyStoppingConfig(Section):
+    """Stop when the monitored metric stops improving. Strict: a metric that is never logged is an error."""
+
+    monitor: str | None = Field(None, description="Metric to watch; defaults to trainer.main_metric.")
+    patience: int = Field(3, ge=1, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts as an improvement.")
+    min_epochs: int = Field(1, ge=1, description="Never stop before this many epochs.")
+    smoothing: int = Field(1, ge=1, description="Compare the moving average over this many epochs.")
+    max_regression: float | None = Field(
+        None, gt=0.0,
+        description="Regression guard: stop at once when the metric falls this far behind its best.",
+    )
+
+
+class TrainerConfig(Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(512, ge=1)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: Component(registry.schedulers, "constant") = Field(  # type: ignore[valid-type]
+        default_factory=lambda: "constant", validate_default=True
+    )
+    loss: Component(registry.losses, "cross_entropy") = Field(  # type: ignore[valid-type]
+        default_factory=lambda: "cross_entropy", validate_default=True
+    )
+    grad_clip: float | None = Field(1.0, gt=0.0, description="Clip the gradient norm to this; null: no clipping.")
+    main_metric: str = Field(
+        "val/accuracy",
+        description="The one metric for best-checkpoint selection, early stopping and tuning.",
+    )
+    main_metric_mode: Literal["max", "min"] = "max"
+    early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
+    restore_best: bool = Field(True, description="Load the best epoch's weights (by main_metric) at the end.")
+    bucket_by_length: bool = Field(True, description="Batch examples of similar length together.")
+    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1', or 'auto'.")
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; null: torch's default.")
+    callbacks: list[Component(registry.callbacks)] = Field(default_factory=list)  # type: ignore[valid-type]
+    log_every_steps: int = Field(50, ge=1)
+
+
+class Config(Section):
+    """A complete run: data, tokenizer, model and trainer."""
+
+    task: Literal["single_label"] = Field("single_label", description="The kind of classification task.")
+    seed: int = 0
+    imports: list[str] = Field(
+        default_factory=list, description="Modules imported before validation, to register your own components."
+    )
+    data: DataConfig
+    tokenizer: Component(registry.tokenizers, "hashed_ngrams") = Field(  # type: ignore[valid-type]
+        default_factory=lambda: "hashed_ngrams", validate_default=True
+    )
+    model: Component(registry.models, "bag") = Field(  # type: ignore[valid-type]
+        default_factory=lambda: "bag", validate_default=True
+    )
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+
+
+__all__ = ["Config", "DataConfig", "EarlyStoppingConfig", "OptimizerConfig", "TrainerConfig", "Spec", "core_schema"]

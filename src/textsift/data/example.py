@@ -1,0 +1,30 @@
+"""The unit of data: one text (or text pair) with its label."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    text: str
+    label: str | None = None
+    text_pair: str | None = None
+    row: int = 0  # where it came from (line or row number), for error messages
+
+
+@dataclass
+class Dataset:
+    """Examples read from one source; ``name`` is the file path or the generator's description."""
+
+    name: str
+    examples: list[Example]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def texts(self) -> list[str]:
+        return [ex.text for ex in self.examples]
+
+    def labels(self) -> list[str]:
+        return [ex.label for ex in self.examples]  # type: ignore[misc]

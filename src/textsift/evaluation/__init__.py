@@ -1,0 +1,5 @@
+"""Evaluation: metrics and reports."""
+
+from textsift.evaluation.metrics import classification_metrics, summary
+
+__all__ = ["classification_metrics", "summary"]

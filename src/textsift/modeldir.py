@@ -1,0 +1,115 @@
+"""The model directory: everything evaluate, predict and inspect need, and nothing that runs code on load.
+
+::
+
+    model/
+      config.yaml          the complete, resolved config of the run
+      model.safetensors    the weights
+      labels.json          the label set, in order
+      tokenizer/           the fitted tokenizer (vocab.json, ngrams.safetensors or tokenizer.json)
+      meta.json            package versions, git commit, data fingerprints, final metrics
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import load_file, save
+
+from textsift.config import Config, dump_yaml, resolve
+from textsift.errors import ConfigError, ModelDirError
+from textsift.text.base import Tokenizer
+from textsift.util import atomic_write_bytes, atomic_write_text
+
+FILES = {
+    "config.yaml": "the resolved config",
+    "model.safetensors": "the model weights",
+    "labels.json": "the label set",
+    "meta.json": "the training metadata",
+}
+
+
+def find_model_dir(path: str | Path) -> Path:
+    """Accept a model directory or a run directory holding one in ``model/``."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelDirError(f"Model directory '{path}' does not exist.")
+    if not (path / "config.yaml").is_file() and (path / "model" / "config.yaml").is_file():
+        return path / "model"
+    if (path / "model").is_dir() and not (path / "model.safetensors").exists() and (path / "checkpoint.safetensors").exists():
+        return path / "model"
+    return path
+
+
+def save_model_dir(
+    path: Path, *, config: Config, model: torch.nn.Module, tokenizer: Tokenizer, labels: list[str], meta: dict[str, Any]
+) -> None:
+    """Write the directory next to ``path`` and move it into place, so a crash never leaves half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        atomic_write_text(tmp / "config.yaml", dump_yaml(config))
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        atomic_write_bytes(tmp / "model.safetensors", save(state, metadata={"format": "pt"}))
+        atomic_write_text(tmp / "labels.json", json.dumps({"labels": labels}, ensure_ascii=False, indent=1))
+        (tmp / "tokenizer").mkdir()
+        tokenizer.save(tmp / "tokenizer")
+        atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=1, default=str))
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _require(path: Path, name: str) -> Path:
+    file = path / name
+    if not file.exists():
+        raise ModelDirError(
+            f"{path}: missing {name} ({FILES.get(name, 'a required file')}). The model directory is incomplete: "
+            "copy the whole directory that training wrote, or train again."
+        )
+    return file
+
+
+def load_config_from(path: Path) -> Config:
+    try:
+        raw = yaml.safe_load(_require(path, "config.yaml").read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ModelDirError(f"{path}/config.yaml is damaged: {exc}") from None
+    try:
+        return resolve(raw, source=str(path / "config.yaml"))
+    except ConfigError as exc:
+        raise ModelDirError(f"{path}/config.yaml does not validate (made by another textsift version?): {exc}") from None
+
+
+def load_model_dir(path: str | Path) -> tuple[Config, torch.nn.Module, Tokenizer, list[str], dict[str, Any]]:
+    path = find_model_dir(path)
+    config = load_config_from(path)
+    labels = json.loads(_require(path, "labels.json").read_text(encoding="utf-8"))["labels"]
+    meta = json.loads(_require(path, "meta.json").read_text(encoding="utf-8"))
+    weights_file = _require(path, "model.safetensors")
+    tokenizer = config.tokenizer.build()  # type: ignore[attr-defined]
+    tokenizer.load(_require(path, "tokenizer"))
+    model = config.model.build(vocab_size=tokenizer.vocab_size, num_labels=len(labels))  # type: ignore[attr-defined]
+    try:
+        weights = load_file(str(weights_file))
+        model.load_state_dict(weights)
+    except Exception as exc:  # damaged file, or weights of another shape
+        raise ModelDirError(f"{weights_file}: cannot load the weights ({str(exc).splitlines()[0]}).") from None
+    model.eval()
+    return config, model, tokenizer, labels, meta

@@ -1,0 +1,33 @@
+"""What every model spec provides, whatever its backend."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from textsift.config.spec import Section, Spec
+
+Activation = Literal["relu", "gelu", "silu", "elu", "tanh", "leaky_relu", "prelu"]
+
+
+class HeadSpec(Section):
+    """The classification head shared by every model: an MLP over the pooled representation."""
+
+    hidden_dims: list[int] = Field(default_factory=list, description="Sizes of hidden layers; [] is a linear head.")
+    activation: Activation = "relu"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before each linear layer of the head.")
+
+
+class ModelSpec(Spec):
+    """A model's settings. ``build`` makes the network once the vocabulary and labels are known."""
+
+    #: "bag" (flat ids + offsets) or "padded" (ids [batch, length] + lengths)
+    input_format: ClassVar[str] = "padded"
+    #: settings this model works best with, merged under the user's config (see config.loader)
+    recommended: ClassVar[dict[str, Any]] = {}
+
+    head: HeadSpec = Field(default_factory=HeadSpec)
+
+    def build(self, *, vocab_size: int, num_labels: int) -> Any:
+        raise NotImplementedError

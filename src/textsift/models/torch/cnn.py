@@ -1,0 +1,64 @@
+"""A 1D convolutional network over token embeddings."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from textsift import registry
+from textsift.models.base import Activation, ModelSpec
+from textsift.models.torch.heads import ACTIVATIONS, ClassificationHead, TorchClassifier
+
+
+@registry.models.register("cnn")
+class CnnSpec(ModelSpec):
+    """Embedding, two convolution blocks (conv, layer norm, activation, dropout), global max pool, head."""
+
+    type: Literal["cnn"] = "cnn"
+    recommended: ClassVar[dict[str, Any]] = {
+        "tokenizer": {"type": "words", "max_length": 256},
+        "trainer": {"epochs": 10, "batch_size": 32, "optimizer": {"type": "torch.optim:AdamW", "lr": 2e-3, "weight_decay": 0.01},
+                    "scheduler": {"type": "linear", "warmup_ratio": 0.05}},
+    }
+    embed_dim: int = Field(128, ge=1)
+    channels: int = Field(128, ge=1)
+    kernel_size: int = Field(3, ge=1)
+    activation: Activation = "relu"
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+
+    def build(self, *, vocab_size: int, num_labels: int) -> "CnnClassifier":
+        return CnnClassifier(self, vocab_size, num_labels)
+
+
+class _ConvBlock(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int, kernel: int, activation: str, dropout: float) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(in_dim, out_dim, kernel, padding=kernel // 2)
+        self.norm = nn.LayerNorm(out_dim)
+        self.act = ACTIVATIONS[activation]()
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, length: int) -> torch.Tensor:  # x: [B, L, C]
+        y = self.conv(x.transpose(1, 2))[:, :, :length].transpose(1, 2)
+        return self.drop(self.act(self.norm(y)))
+
+
+class CnnClassifier(TorchClassifier):
+    def __init__(self, spec: CnnSpec, vocab_size: int, num_labels: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, spec.embed_dim, padding_idx=0)
+        self.block1 = _ConvBlock(spec.embed_dim, spec.channels, spec.kernel_size, spec.activation, spec.dropout)
+        self.block2 = _ConvBlock(spec.channels, spec.channels, spec.kernel_size, spec.activation, spec.dropout)
+        self.head = ClassificationHead(spec.head, spec.channels, num_labels)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids, lengths = batch["ids"], batch["lengths"]
+        mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]
+        x = self.embedding(ids)
+        x = self.block1(x, ids.shape[1])
+        x = self.block2(x, ids.shape[1])
+        x = x.masked_fill(~mask[:, :, None], float("-inf"))
+        return self.head(x.max(dim=1).values)

@@ -1,0 +1,192 @@
+"""Callbacks: side effects of training (progress, logging, early stopping, checkpoints).
+
+Callbacks are backend-neutral: they see the :class:`TrainerState` and plain ``dict[str, float]``
+metrics, never tensors. They ask for a change through the state (``state.should_stop = True``)
+and never drive the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from textsift import registry
+from textsift.config.schema import EarlyStoppingConfig
+from textsift.config.spec import Spec
+from textsift.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainerState:
+    epoch: int = 0  # epochs completed
+    global_step: int = 0
+    step_in_epoch: int = 0  # batches done in the current (unfinished) epoch
+    steps_per_epoch: int = 0
+    total_steps: int = 0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    should_stop: bool = False
+    stop_reason: str = ""
+    history: list[dict[str, float]] = field(default_factory=list)
+    lr: float = 0.0
+    last_loss: float = float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrainerState":
+        return cls(**data)
+
+
+class Callback:
+    """Override the hooks you need. ``state_dict`` / ``load_state_dict`` carry state across a resume."""
+
+    def on_fit_start(self, trainer: Any) -> None: ...
+    def on_epoch_start(self, trainer: Any) -> None: ...
+    def on_batch_end(self, trainer: Any, loss: float) -> None: ...
+    def on_epoch_end(self, trainer: Any, metrics: dict[str, float]) -> None: ...
+    def on_fit_end(self, trainer: Any) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class CallbackSpec(Spec):
+    def build(self) -> Callback:
+        raise NotImplementedError
+
+
+class EarlyStopping(Callback):
+    """Stop when the monitored metric has not improved for ``patience`` epochs.
+
+    Strict: a monitored metric missing from the epoch's metrics is an error listing the available ones.
+    With ``smoothing`` > 1 the moving average over that many epochs is compared. ``max_regression``
+    stops at once when the metric falls that far behind its best (a diverging run).
+    """
+
+    def __init__(self, config: EarlyStoppingConfig, monitor: str, mode: str) -> None:
+        self.config = config
+        self.monitor = config.monitor or monitor
+        self.sign = 1.0 if mode == "max" else -1.0
+        self.best: float | None = None
+        self.wait = 0
+        self.window: deque[float] = deque(maxlen=config.smoothing)
+
+    def on_epoch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        if self.monitor not in metrics:
+            available = ", ".join(sorted(k for k in metrics if "/per_label/" not in k))
+            raise ConfigError(
+                f"trainer.early_stopping.monitor: metric '{self.monitor}' was not logged. Available: {available}."
+            )
+        value = metrics[self.monitor]
+        self.window.append(value)
+        smoothed = sum(self.window) / len(self.window)
+        state = trainer.state
+        if self.best is None or self.sign * (smoothed - self.best) > self.config.min_delta:
+            self.best = smoothed
+            self.wait = 0
+            return
+        self.wait += 1
+        if state.epoch < self.config.min_epochs:
+            return
+        cfg = self.config
+        if cfg.max_regression is not None and self.sign * (self.best - smoothed) > cfg.max_regression:
+            state.should_stop = True
+            state.stop_reason = (
+                f"early stopping: {self.monitor} = {smoothed:.4f} fell more than {cfg.max_regression} behind its best {self.best:.4f}"
+            )
+        elif self.wait >= cfg.patience:
+            state.should_stop = True
+            state.stop_reason = (
+                f"early stopping: {self.monitor} did not improve by more than {cfg.min_delta} for {self.wait} epochs "
+                f"(best {self.best:.4f})"
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait, "window": list(self.window)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.wait = state["best"], state["wait"]
+        self.window.clear()
+        self.window.extend(state["window"])
+
+
+class MetricsLog(Callback):
+    """Appends one JSON line per logged event to ``metrics.jsonl`` in the run directory."""
+
+    def __init__(self, path: Path, every_steps: int) -> None:
+        self.path = path
+        self.every = every_steps
+
+    def _write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def on_batch_end(self, trainer: Any, loss: float) -> None:
+        s = trainer.state
+        if s.global_step % self.every == 0:
+            self._write({"event": "step", "step": s.global_step, "epoch": s.epoch + 1, "train/loss": loss, "lr": s.lr, "time": time.time()})
+
+    def on_epoch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        self._write({"event": "epoch", "step": trainer.state.global_step, **metrics, "time": time.time()})
+
+
+class PeriodicCheckpoint(Callback):
+    """Save a resumable checkpoint every ``every_steps`` steps and at the end of every epoch."""
+
+    def __init__(self, every_steps: int | None) -> None:
+        self.every = every_steps
+
+    def on_batch_end(self, trainer: Any, loss: float) -> None:
+        s = trainer.state
+        if self.every and s.global_step % self.every == 0 and s.step_in_epoch < s.steps_per_epoch:
+            trainer.save_checkpoint()
+
+    def on_epoch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        trainer.save_checkpoint()
+
+
+@registry.callbacks.register("stop_at_target")
+class StopAtTargetSpec(CallbackSpec):
+    """Stop training once a metric reaches a target value."""
+
+    type: Literal["stop_at_target"] = "stop_at_target"
+    metric: str = Field(description="Metric key, e.g. val/accuracy.")
+    target: float
+    mode: Literal["max", "min"] = "max"
+
+    def build(self) -> Callback:
+        spec = self
+
+        class _StopAtTarget(Callback):
+            def on_epoch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+                if spec.metric not in metrics:
+                    raise ConfigError(
+                        f"trainer.callbacks: stop_at_target metric '{spec.metric}' was not logged. "
+                        f"Available: {', '.join(sorted(k for k in metrics if '/per_label/' not in k))}."
+                    )
+                v = metrics[spec.metric]
+                if (v >= spec.target) if spec.mode == "max" else (v <= spec.target):
+                    trainer.state.should_stop = True
+                    trainer.state.stop_reason = f"{spec.metric} = {v:.4f} reached the target {spec.target}"
+
+        return _StopAtTarget()
+
+
+def is_better(value: float, best: float | None, mode: str) -> bool:
+    if math.isnan(value):
+        return False
+    return best is None or (value > best if mode == "max" else value < best)

@@ -1,0 +1,71 @@
+"""Optimizers textsift adds to torch.optim."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+from torch.optim import Optimizer
+
+#: optimizers that accept sparse gradients (EmbeddingBag(sparse=True))
+SPARSE_CAPABLE = ("SparseAdamW", "SGD", "Adagrad", "SparseAdam")
+
+
+class SparseAdamW(Optimizer):
+    """AdamW for models that mix sparse and dense gradients.
+
+    Dense gradients get the AdamW update. Sparse gradients get the lazy Adam update of
+    ``torch.optim.SparseAdam``: moments and weights change only in the rows the batch used, so a
+    step costs what the batch touches, not the size of the embedding table. No weight decay is applied
+    to sparse rows.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter] | Iterable[dict],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        if lr <= 0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float64)
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = float(state["step"])
+                step_size = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                grad = p.grad
+                if grad.is_sparse:
+                    if not grad.is_coalesced():
+                        grad = grad.coalesce()
+                    rows, values = grad._indices()[0], grad._values()  # rows are unique once coalesced
+                    m = exp_avg.index_select(0, rows).mul_(beta1).add_(values, alpha=1 - beta1)
+                    v = exp_avg_sq.index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)
+                    exp_avg.index_copy_(0, rows, m)
+                    exp_avg_sq.index_copy_(0, rows, v)
+                    update = p.index_select(0, rows).addcdiv_(m, v.sqrt_().add_(eps), value=-step_size)
+                    p.index_copy_(0, rows, update)
+                else:
+                    if wd:
+                        p.mul_(1 - lr * wd)
+                    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+                    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                    p.addcdiv_(exp_avg, exp_avg_sq.sqrt().add_(eps), value=-step_size)
+        return loss

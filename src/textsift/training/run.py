@@ -1,0 +1,194 @@
+"""One training run: config -> data -> tokenizer -> model -> trainer -> metrics -> model directory.
+
+A run directory holds ``config.yaml``, ``train.log``, ``metrics.jsonl``, ``checkpoint.safetensors``
+(for ``--resume``) and, at the end, the model directory ``model/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from textsift.batching import EncodedDataset
+from textsift.config import Config, config_to_dict, dump_yaml
+from textsift.data.generators import DatasetSpec
+from textsift.data.loading import load_splits
+from textsift.errors import CheckpointError
+from textsift.evaluation.metrics import classification_metrics
+from textsift.modeldir import save_model_dir
+from textsift.predict import Predictor
+from textsift.training.callbacks import Callback, MetricsLog, PeriodicCheckpoint, TrainerState
+from textsift.training.trainer import Trainer
+from textsift.util import atomic_write_text, file_fingerprint, seed_everything
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    predictor: Predictor
+    metrics: dict[str, float]
+    state: TrainerState
+    run_dir: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model_dir(self) -> Path | None:
+        return self.run_dir / "model" if self.run_dir is not None else None
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("textsift", "torch", "numpy", "tokenizers", "pydantic", "scikit-learn", "safetensors"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _git() -> dict[str, Any]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5).stdout.strip())
+        return {"commit": commit, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def _fingerprint(source: Any) -> str | None:
+    if source is None:
+        return None
+    if isinstance(source, DatasetSpec):
+        return "generated:" + json.dumps(source.model_dump(mode="json"), sort_keys=True)
+    return file_fingerprint(source)
+
+
+def _prepare_run_dir(run_dir: Path, config: Config, resume: bool) -> None:
+    saved = run_dir / "config.yaml"
+    if resume:
+        if not saved.is_file():
+            raise CheckpointError(f"--resume: '{run_dir}' holds no run (no config.yaml) to resume.")
+        old = yaml.safe_load(saved.read_text(encoding="utf-8"))
+        new = config_to_dict(config)
+        if old != new:
+            diffs = _diff(old, new)
+            raise CheckpointError(
+                f"--resume: the config differs from the one '{run_dir}' was started with ({'; '.join(diffs[:5])}). "
+                "Resume with the same config, or start a new run in another --output directory."
+            )
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise CheckpointError(
+            f"Output directory '{run_dir}' already holds files. Pass --resume to continue that run, or choose another --output."
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(saved, dump_yaml(config))
+
+
+def _diff(old: Any, new: Any, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _diff(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+        return out
+    return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
+
+
+def train(
+    config: Config,
+    output: str | Path | None = None,
+    *,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    checkpoint_every_steps: int | None = None,
+) -> TrainResult:
+    """Train, evaluate on the test data (if any) and, with ``output``, save the run and its model directory."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    run_dir = Path(output) if output is not None else None
+    handler: logging.Handler | None = None
+    if run_dir is not None:
+        _prepare_run_dir(run_dir, config, resume)
+        handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("textsift").addHandler(handler)
+    try:
+        if config.trainer.num_threads:
+            torch.set_num_threads(config.trainer.num_threads)
+        seed_everything(config.seed)
+        splits = load_splits(config)
+        timings["read_s"] = time.perf_counter() - t0
+
+        t = time.perf_counter()
+        tokenizer = config.tokenizer.build().fit(splits.train.examples)  # type: ignore[attr-defined]
+        label_names = splits.labels.names
+        train_data = EncodedDataset(tokenizer.encode(splits.train.examples), splits.labels.encode(splits.train))
+        val_data = (
+            EncodedDataset(tokenizer.encode(splits.validation.examples), splits.labels.encode(splits.validation))
+            if splits.validation is not None else None
+        )
+        timings["tokenize_s"] = time.perf_counter() - t
+        logger.info("Tokenizer %s: %d ids", config.tokenizer.type, tokenizer.vocab_size)
+
+        t = time.perf_counter()
+        torch.manual_seed(config.seed)
+        model = config.model.build(vocab_size=tokenizer.vocab_size, num_labels=len(label_names))  # type: ignore[attr-defined]
+        n_params = sum(p.numel() for p in model.parameters())
+        logger.info("Model %s: %s parameters", config.model.type, f"{n_params:,}")
+        counts = np.bincount(train_data.labels, minlength=len(label_names))  # type: ignore[arg-type]
+        loss_fn = config.trainer.loss.build(counts)  # type: ignore[attr-defined]
+        cbs = list(callbacks)
+        checkpoint_path = None
+        if run_dir is not None:
+            checkpoint_path = run_dir / "checkpoint.safetensors"
+            cbs += [MetricsLog(run_dir / "metrics.jsonl", config.trainer.log_every_steps), PeriodicCheckpoint(checkpoint_every_steps)]
+        trainer = Trainer(
+            config.trainer, seed=config.seed, label_names=label_names, callbacks=cbs, checkpoint_path=checkpoint_path
+        )
+        state = trainer.fit(model, train_data, val_data, loss_fn=loss_fn, resume=resume and checkpoint_path is not None and checkpoint_path.exists())
+        timings["train_s"] = time.perf_counter() - t
+
+        metrics: dict[str, float] = {}
+        if state.history:
+            best = next((h for h in state.history if h["epoch"] == state.best_epoch), state.history[-1])
+            metrics.update({k: v for k, v in best.items() if k.startswith("val/")})
+        predictor = Predictor(config, model, tokenizer, label_names, device=config.trainer.device)
+        if splits.test is not None:
+            t = time.perf_counter()
+            test_labels = splits.labels.encode(splits.test)
+            logits = predictor.logits(splits.test.examples)
+            metrics.update(classification_metrics(test_labels, logits.argmax(1), label_names, "test"))
+            timings["test_s"] = time.perf_counter() - t
+        if run_dir is not None:
+            meta = {
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "versions": _versions(),
+                "git": _git(),
+                "data": {s: _fingerprint(getattr(config.data, s)) for s in ("train", "validation", "test")},
+                "training": {"epochs": state.epoch, "steps": state.global_step, "best_epoch": state.best_epoch,
+                             "stop_reason": state.stop_reason, "parameters": n_params, "timings": timings},
+                "metrics": metrics,
+            }
+            save_model_dir(run_dir / "model", config=config, model=model, tokenizer=tokenizer, labels=label_names, meta=meta)
+            atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1))
+            predictor.meta = meta
+        timings["total_s"] = time.perf_counter() - t0
+        return TrainResult(predictor, metrics, state, run_dir, timings)
+    finally:
+        if handler is not None:
+            logging.getLogger("textsift").removeHandler(handler)
+            handler.close()

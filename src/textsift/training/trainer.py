@@ -1,0 +1,221 @@
+"""The PyTorch training loop. It orchestrates; the model computes; callbacks do the side effects."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from textsift.batching import EncodedDataset, eval_batches, epoch_batches
+from textsift.config.schema import TrainerConfig
+from textsift.errors import ConfigError
+from textsift.evaluation.metrics import classification_metrics
+from textsift.registry import import_path
+from textsift.training import checkpoint as ckpt
+from textsift.training.callbacks import Callback, EarlyStopping, TrainerState, is_better
+from textsift.training.optim import SPARSE_CAPABLE
+
+logger = logging.getLogger(__name__)
+
+
+def to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items() if k != "index"}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device is '{name}' but no CUDA device is available. Use 'cpu' or 'auto'.")
+    return device
+
+
+@torch.no_grad()
+def predict_logits(
+    model: torch.nn.Module, data: EncodedDataset, fmt: str, batch_size: int, device: torch.device
+) -> np.ndarray:
+    """Logits for every example, in dataset order (batches are length-sorted internally)."""
+    was_training = model.training
+    model.eval()
+    out: np.ndarray | None = None
+    for batch in data.iter_batches(eval_batches(data.ids.lengths, batch_size), fmt):
+        logits = model(to_tensors(batch, device)).float().cpu().numpy()
+        if out is None:
+            out = np.empty((len(data), logits.shape[1]), dtype=np.float32)
+        out[batch["index"]] = logits
+    model.train(was_training)
+    return out if out is not None else np.zeros((0, 0), np.float32)
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: TrainerConfig,
+        *,
+        seed: int,
+        label_names: Sequence[str],
+        callbacks: Sequence[Callback] = (),
+        checkpoint_path: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.seed = seed
+        self.label_names = list(label_names)
+        self.checkpoint_path = checkpoint_path
+        self.device = resolve_device(config.device)
+        self.state = TrainerState()
+        self.callbacks: list[Callback] = list(callbacks)
+        self.callbacks += [spec.build() for spec in config.callbacks]  # type: ignore[attr-defined]
+        if config.early_stopping is not None:
+            self.callbacks.append(EarlyStopping(config.early_stopping, config.main_metric, config.main_metric_mode))
+        self.model: torch.nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: Any = None
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    # -- building ------------------------------------------------------------------------------
+    def _build_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        spec = self.config.optimizer
+        cls = import_path(spec.type)
+        sparse = model.sparse_parameters() if hasattr(model, "sparse_parameters") else []
+        if sparse and cls.__name__ not in SPARSE_CAPABLE:
+            raise ConfigError(
+                f"trainer.optimizer: {spec.type} cannot update the sparse embeddings of this model. Use "
+                "textsift.training.optim:SparseAdamW, torch.optim:Adagrad or torch.optim:SGD, or set model.sparse: false."
+            )
+        sparse_ids = {id(p) for p in sparse}
+        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 and id(p) not in sparse_ids]
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and id(p) not in sparse_ids]
+        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if sparse:
+            groups.append({"params": sparse, "weight_decay": 0.0})
+        kwargs = spec.kwargs()
+        if "weight_decay" not in __import__("inspect").signature(cls.__init__).parameters:
+            kwargs.pop("weight_decay")
+            for g in groups:
+                g.pop("weight_decay", None)
+        return cls([g for g in groups if g["params"]], **kwargs)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        meta = {"state": self.state.to_json(), "callbacks": [cb.state_dict() for cb in self.callbacks]}
+        ckpt.save_checkpoint(
+            self.checkpoint_path, model=self.model, optimizer=self.optimizer,  # type: ignore[arg-type]
+            scheduler=self.scheduler, best_weights=self.best_weights, meta=meta,
+        )
+        logger.debug("Checkpoint saved at step %d", self.state.global_step)
+
+    def _resume(self, path: Path) -> None:
+        tensors, meta = ckpt.load_checkpoint(path)
+        self.best_weights = ckpt.restore(
+            tensors, meta, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler  # type: ignore[arg-type]
+        )
+        self.state = TrainerState.from_json(meta["state"])
+        for cb, cb_state in zip(self.callbacks, meta["callbacks"]):
+            cb.load_state_dict(cb_state)
+        logger.info(
+            "Resumed from %s: epoch %d, step %d of the epoch", path, self.state.epoch + 1, self.state.step_in_epoch
+        )
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(
+        self,
+        model: torch.nn.Module,
+        train: EncodedDataset,
+        validation: EncodedDataset | None,
+        *,
+        loss_fn: torch.nn.Module,
+        resume: bool = False,
+    ) -> TrainerState:
+        cfg = self.config
+        fmt = getattr(model, "input_format", "padded")
+        self.model = model.to(self.device)
+        loss_fn = loss_fn.to(self.device)
+        self.optimizer = self._build_optimizer(model)
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        self.scheduler = cfg.scheduler.build(self.optimizer, steps_per_epoch * cfg.epochs)  # type: ignore[attr-defined]
+        self.state.steps_per_epoch = steps_per_epoch
+        self.state.total_steps = steps_per_epoch * cfg.epochs
+        if resume and self.checkpoint_path is not None:
+            self._resume(self.checkpoint_path)
+        assert train.labels is not None
+        self._call("on_fit_start")
+        model.train()
+        lengths = train.ids.lengths
+        while self.state.epoch < cfg.epochs and not self.state.should_stop:
+            self._call("on_epoch_start")
+            batches = epoch_batches(lengths, cfg.batch_size, seed=self.seed, epoch=self.state.epoch, bucket=cfg.bucket_by_length)
+            skip = self.state.step_in_epoch
+            losses: list[float] = []
+            for batch in train.iter_batches(batches[skip:], fmt):
+                tensors = to_tensors(batch, self.device)
+                logits = model(tensors)
+                loss = loss_fn(logits, tensors["labels"])
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.state.lr = self.optimizer.param_groups[0]["lr"]
+                self.scheduler.step()
+                value = loss.item()
+                losses.append(value)
+                self.state.global_step += 1
+                self.state.step_in_epoch += 1
+                self.state.last_loss = value
+                self._call("on_batch_end", value)
+            self.state.epoch += 1
+            self.state.step_in_epoch = 0
+            metrics = {"epoch": float(self.state.epoch), "lr": self.state.lr}
+            if losses:
+                metrics["train/loss"] = float(np.mean(losses))
+            if validation is not None:
+                metrics.update(self.evaluate(validation, prefix="val", loss_fn=loss_fn))
+            self._track_best(metrics)
+            self.state.history.append({k: v for k, v in metrics.items() if "/per_label/" not in k})
+            self._call("on_epoch_end", metrics)
+            logger.info(
+                "epoch %d/%d: %s", self.state.epoch, cfg.epochs,
+                ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "epoch" and "/per_label/" not in k and "/" in k),
+            )
+        if not self.state.stop_reason:
+            self.state.stop_reason = f"finished all {cfg.epochs} epochs"
+        logger.info("Training stopped: %s", self.state.stop_reason)
+        if cfg.restore_best and self.best_weights is not None:
+            model.load_state_dict(self.best_weights)
+            logger.info("Restored the weights of epoch %s (%s = %.4f)", self.state.best_epoch, cfg.main_metric, self.state.best_metric)
+        self._call("on_fit_end")
+        return self.state
+
+    def _track_best(self, metrics: dict[str, float]) -> None:
+        key = self.config.main_metric
+        if key not in metrics:
+            available = ", ".join(sorted(k for k in metrics if "/per_label/" not in k))
+            raise ConfigError(f"trainer.main_metric: metric '{key}' was not logged. Available: {available}.")
+        if is_better(metrics[key], self.state.best_metric, self.config.main_metric_mode):
+            self.state.best_metric = metrics[key]
+            self.state.best_epoch = self.state.epoch
+            if self.config.restore_best:
+                self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}  # type: ignore[union-attr]
+
+    def evaluate(self, data: EncodedDataset, *, prefix: str, loss_fn: torch.nn.Module | None = None) -> dict[str, float]:
+        assert self.model is not None and data.labels is not None
+        fmt = getattr(self.model, "input_format", "padded")
+        logits = predict_logits(self.model, data, fmt, self.config.eval_batch_size, self.device)
+        metrics = classification_metrics(data.labels, logits.argmax(1), self.label_names, prefix)
+        if loss_fn is not None:
+            with torch.no_grad():
+                metrics[f"{prefix}/loss"] = float(loss_fn(torch.from_numpy(logits).to(self.device), torch.from_numpy(data.labels).to(self.device)))
+        return metrics
