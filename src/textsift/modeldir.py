@@ -56,6 +56,7 @@ def save_model_dir(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
+        os.chmod(tmp, 0o755)
         atomic_write_text(tmp / "config.yaml", dump_yaml(config))
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         atomic_write_bytes(tmp / "model.safetensors", save(state, metadata={"format": "pt"}))

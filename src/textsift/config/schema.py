@@ -159,5 +159,19 @@ class Config(Section):
     )
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
+    @model_validator(mode="after")
+    def _validation_metrics_need_validation_data(self) -> "Config":
+        has_validation = self.data.validation is not None or self.data.validation_split > 0
+        monitored = [self.trainer.main_metric]
+        if self.trainer.early_stopping is not None:
+            monitored.append(self.trainer.early_stopping.monitor or self.trainer.main_metric)
+        if not has_validation and any(m.startswith("val/") for m in monitored):
+            raise ValueError(
+                f"trainer.main_metric '{self.trainer.main_metric}' needs validation data, but there is no validation data: "
+                "set data.validation or data.validation_split > 0, or monitor a train/ metric "
+                "(trainer.main_metric: train/loss, main_metric_mode: min) and set trainer.early_stopping: null"
+            )
+        return self
+
 
 __all__ = ["Config", "DataConfig", "EarlyStoppingConfig", "OptimizerConfig", "TrainerConfig", "Spec", "core_schema"]

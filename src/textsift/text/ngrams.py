@@ -128,7 +128,7 @@ class HashedNgramTokenizer(Tokenizer):
         if spec.char_ngrams is not None and len(flat):
             chars = self._char_hashes(words).take(flat)
             char_doc = np.repeat(doc, chars.lengths)
-            parts.append((char_doc, high | (np.uint64(_CHAR_KIND) << np.uint64(48)) | (chars.values % buckets)))
+            parts.append((char_doc, high | (np.uint64(_CHAR_KIND) << np.uint64(48)) | (chars.values.astype(np.uint64) % buckets)))
         all_doc = np.concatenate([p[0] for p in parts])
         all_key = np.concatenate([p[1] for p in parts])
         order = np.argsort(all_doc, kind="stable")

@@ -188,7 +188,7 @@ class Trainer:
             self._call("on_epoch_end", metrics)
             logger.info(
                 "epoch %d/%d: %s", self.state.epoch, cfg.epochs,
-                ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "epoch" and "/per_label/" not in k and "/" in k),
+                ", ".join(f"{k}={metrics[k]:.4f}" for k in self._headline(metrics)),
             )
         if not self.state.stop_reason:
             self.state.stop_reason = f"finished all {cfg.epochs} epochs"
@@ -198,6 +198,10 @@ class Trainer:
             logger.info("Restored the weights of epoch %s (%s = %.4f)", self.state.best_epoch, cfg.main_metric, self.state.best_metric)
         self._call("on_fit_end")
         return self.state
+
+    def _headline(self, metrics: dict[str, float]) -> list[str]:
+        keys = ["train/loss", "val/loss", "val/accuracy", "val/macro_f1", self.config.main_metric]
+        return list(dict.fromkeys(k for k in keys if k in metrics))
 
     def _track_best(self, metrics: dict[str, float]) -> None:
         key = self.config.main_metric

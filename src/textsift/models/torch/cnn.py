@@ -57,8 +57,9 @@ class CnnClassifier(TorchClassifier):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids, lengths = batch["ids"], batch["lengths"]
         mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]
-        x = self.embedding(ids)
-        x = self.block1(x, ids.shape[1])
+        keep = mask[:, :, None]
+        x = self.embedding(ids)  # padding rows are zero, like the convolution's own zero padding
+        x = self.block1(x, ids.shape[1]) * keep  # so a text gives the same result however much it is padded
         x = self.block2(x, ids.shape[1])
         x = x.masked_fill(~mask[:, :, None], float("-inf"))
         return self.head(x.max(dim=1).values)

@@ -1,0 +1,77 @@
+"""``textsift inspect MODEL_DIR``: what a model directory holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from textsift.cli.app import app, console, handle_errors
+
+
+def describe(model_dir: Path) -> dict:
+    from textsift import load
+
+    predictor = load(model_dir)
+    path = predictor.path
+    modules = {}
+    for name, module in predictor.model.named_children():
+        modules[name] = sum(p.numel() for p in module.parameters())
+    files = {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}
+    return {
+        "path": str(path),
+        "model": predictor.config.model.type,  # type: ignore[attr-defined]
+        "tokenizer": predictor.config.tokenizer.type,  # type: ignore[attr-defined]
+        "vocab_size": predictor.tokenizer.vocab_size,
+        "labels": predictor.label_names,
+        "parameters": {"total": sum(modules.values()), "per_module": modules},
+        "size_on_disk_bytes": sum(files.values()),
+        "files": files,
+        "training": predictor.meta.get("training", {}),
+        "metrics": predictor.meta.get("metrics", {}),
+        "versions": predictor.meta.get("versions", {}),
+        "git": predictor.meta.get("git", {}),
+        "data": predictor.meta.get("data", {}),
+        "created": predictor.meta.get("created"),
+    }
+
+
+@app.command("inspect")
+@handle_errors
+def inspect_model(
+    model_dir: Path = typer.Argument(..., help="Model directory (or the run directory holding model/)."),
+    as_json: bool = typer.Option(False, "--json", help="Print everything as one JSON object."),
+) -> None:
+    """Parameters per module, size on disk, labels and training metadata of a model directory."""
+    info = describe(model_dir)
+    if as_json:
+        typer.echo(json.dumps(info, indent=1))
+        return
+    console.print(f"[bold]{info['path']}[/]  model [cyan]{info['model']}[/], tokenizer [cyan]{info['tokenizer']}[/] ({info['vocab_size']:,} ids)")
+    console.print(f"labels ({len(info['labels'])}): {', '.join(info['labels'])}", highlight=False)
+    params = Table(title="parameters", header_style="bold")
+    params.add_column("module")
+    params.add_column("parameters", justify="right")
+    for name, n in info["parameters"]["per_module"].items():
+        params.add_row(name, f"{n:,}")
+    params.add_row("[bold]total[/]", f"[bold]{info['parameters']['total']:,}[/]")
+    console.print(params)
+    files = Table(title=f"files ({info['size_on_disk_bytes'] / 1e6:.2f} MB on disk)", header_style="bold")
+    files.add_column("file")
+    files.add_column("bytes", justify="right")
+    for name, size in info["files"].items():
+        files.add_row(name, f"{size:,}")
+    console.print(files)
+    training = info["training"]
+    if training:
+        console.print(
+            f"trained {training.get('epochs')} epochs ({training.get('steps')} steps), best epoch {training.get('best_epoch')}: "
+            f"{training.get('stop_reason')}", highlight=False,
+        )
+    for key, value in info["metrics"].items():
+        if "/per_label/" not in key:
+            console.print(f"  {key} = {value:.4f}", highlight=False)
+    console.print(f"versions: {json.dumps(info['versions'])}", highlight=False)
+    console.print(f"git: {json.dumps(info['git'])}  created: {info['created']}", highlight=False)

@@ -1,0 +1,76 @@
+"""``textsift train``: from a config file, or from flags alone for quick use."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from textsift.cli.app import Settings, app, console, err_console, handle_errors
+
+
+def summary_table(metrics: dict[str, float], title: str) -> Table:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        if "/per_label/" not in key:
+            table.add_row(key, f"{value:.4f}")
+    return table
+
+
+@app.command()
+@handle_errors
+def train(
+    config: Path | None = typer.Argument(None, help="Config file (YAML or Jsonnet). Optional with --train."),
+    train_file: str | None = typer.Option(None, "--train", help="Training data file (sets data.train)."),
+    validation_file: str | None = typer.Option(None, "--validation", help="Validation data file."),
+    test_file: str | None = typer.Option(None, "--test", help="Test data file, evaluated after training."),
+    model: str | None = typer.Option(None, "--model", help="Model type: bag, cnn, lstm, gru, or an import path."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Run directory (default: runs/MODEL-TIME)."),
+    overrides: list[str] = typer.Option([], "--set", "-s", help="Override a setting: --set trainer.epochs=5."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
+    checkpoint_every: int | None = typer.Option(
+        None, "--checkpoint-every", min=1, help="Also checkpoint every N steps (always at each epoch's end)."
+    ),
+) -> None:
+    """Train a model, evaluate it on the test data, and save the run and its model directory."""
+    from textsift import train as run_training
+    from textsift.config import load_config
+    from textsift.errors import ConfigError
+
+    flags = []
+    if train_file:
+        flags.append(f"data.train={train_file}")
+    if validation_file:
+        flags.append(f"data.validation={validation_file}")
+    if test_file:
+        flags.append(f"data.test={test_file}")
+    if model:
+        flags.append(f"model={model}")
+    if config is None and resume and output is not None and (output / "config.yaml").is_file():
+        config = output / "config.yaml"  # `textsift train --resume -o RUN` continues RUN as it was
+    if config is None and not train_file:
+        raise ConfigError("Give a config file, or at least --train FILE (e.g. textsift train --train data.csv --model bag).")
+    for flag in flags:  # flags name file paths relative to the working directory
+        key, _, value = flag.partition("=")
+        if key.startswith("data."):
+            flags[flags.index(flag)] = f"{key}={Path(value).resolve()}"
+    cfg = load_config(config, overrides=flags + list(overrides))
+    if output is None:
+        output = Path("runs") / f"{cfg.model.type.replace(':', '.')}-{time.strftime('%Y%m%d-%H%M%S')}"  # type: ignore[attr-defined]
+    callbacks = []
+    if Settings.verbosity >= 0:
+        from textsift.cli.progress import ProgressBar
+
+        callbacks.append(ProgressBar(err_console))
+    result = run_training(cfg, output, resume=resume, callbacks=callbacks, checkpoint_every_steps=checkpoint_every)
+    if result.metrics:
+        test = {k: v for k, v in result.metrics.items() if k.startswith("test/")}
+        shown = test or result.metrics
+        console.print(summary_table(shown, "test metrics" if test else "validation metrics (best epoch)"))
+    console.print(f"model directory: {result.model_dir}", highlight=False)
+    if "test/accuracy" in result.metrics:
+        console.print(f"test accuracy: {result.metrics['test/accuracy']:.4f}", highlight=False)

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from textsift.config import Config, dump_yaml, load_config, resolve
+from textsift.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_yaml_anchors_and_aliases(tmp_path, tiny_jsonl):
+    cfg = write(tmp_path / "c.yaml", f"""
+common: &dims {{embed_dim: 32}}
+data: {{train: {tiny_jsonl}}}
+model: {{type: bag, <<: *dims}}
+""".replace("common: &dims {embed_dim: 32}", "x-dims: &dims {embed_dim: 32}"))
+    # unknown top-level keys are rejected, so anchors live inside a known mapping instead
+    with pytest.raises(ConfigError, match="unknown setting 'x-dims'"):
+        load_config(cfg)
+    cfg = write(tmp_path / "c2.yaml", f"""
+data: {{train: {tiny_jsonl}, validation: {tiny_jsonl}}}
+model: &m {{type: bag, embed_dim: 32}}
+trainer: {{epochs: 2}}
+""")
+    config = load_config(cfg)
+    assert config.model.embed_dim == 32
+
+
+def test_yaml_alias_reuses_a_value(tmp_path, tiny_jsonl):
+    cfg = write(tmp_path / "c.yaml", f"""
+data:
+  train: &path {tiny_jsonl}
+  validation: *path
+""")
+    config = load_config(cfg)
+    assert config.data.validation == config.data.train == str(tiny_jsonl)
+
+
+def test_jsonnet_file(tmp_path, tiny_jsonl):
+    cfg = write(tmp_path / "c.jsonnet", f"""
+local dim = 16;
+{{ data: {{ train: '{tiny_jsonl}' }}, model: {{ type: 'cnn', embed_dim: dim * 2, channels: dim }} }}
+""")
+    config = load_config(cfg)
+    assert (config.model.type, config.model.embed_dim, config.model.channels) == ("cnn", 32, 16)
+
+
+def test_jsonnet_syntax_error_names_the_file(tmp_path):
+    cfg = write(tmp_path / "bad.jsonnet", "{ data: ")
+    with pytest.raises(ConfigError, match="bad.jsonnet"):
+        load_config(cfg)
+
+
+def test_precedence_override_over_file_over_model_recommendation_over_default(tmp_path, tiny_jsonl):
+    cfg = write(tmp_path / "c.yaml", f"data: {{train: {tiny_jsonl}}}\nmodel: {{type: bag}}\ntrainer: {{epochs: 7}}\n")
+    config = load_config(cfg, overrides=["trainer.optimizer.lr=3e-4"])
+    assert config.trainer.epochs == 7  # file
+    assert config.trainer.optimizer.lr == pytest.approx(3e-4)  # override
+    assert config.trainer.optimizer.type == "textsift.training.optim:SparseAdamW"  # bag's recommendation
+    assert config.trainer.eval_batch_size == 512  # schema default
+    config = load_config(cfg, overrides=["trainer.epochs=2"])
+    assert config.trainer.epochs == 2
+
+
+def test_a_different_component_type_replaces_the_recommended_one(tiny_jsonl):
+    config = resolve({"data": {"train": str(tiny_jsonl)}, "model": "bag", "tokenizer": {"type": "words"}})
+    assert config.tokenizer.type == "words"  # the bag's hashed_ngrams settings did not leak in
+
+
+def test_relative_data_paths_are_relative_to_the_config_file(tmp_path, tiny_jsonl):
+    sub = tmp_path / "configs"
+    sub.mkdir()
+    (sub / "d.jsonl").write_text(tiny_jsonl.read_text())
+    config = load_config(write(sub / "c.yaml", "data: {train: d.jsonl}\n"))
+    assert Path(config.data.train) == (sub / "d.jsonl").resolve()
+
+
+def test_typo_in_a_key_names_the_path_and_suggests(tiny_jsonl):
+    with pytest.raises(ConfigError) as err:
+        resolve({"data": {"train": str(tiny_jsonl)}, "model": {"type": "bag", "embd_dim": 10}})
+    msg = str(err.value)
+    assert "unknown setting 'model.embd_dim'" in msg and "Did you mean 'embed_dim'?" in msg
+    assert len(msg.splitlines()) == 1
+
+
+def test_typo_in_a_section_key(tiny_jsonl):
+    with pytest.raises(ConfigError, match=r"unknown setting 'trainer.epocs'. Did you mean 'epochs'\?"):
+        resolve({"data": {"train": str(tiny_jsonl)}, "trainer": {"epocs": 3}})
+
+
+def test_wrong_type_names_path_expected_and_found(tiny_jsonl):
+    with pytest.raises(ConfigError, match=r"trainer.epochs: Input should be a valid integer.*found 'many'"):
+        resolve({"data": {"train": str(tiny_jsonl)}, "trainer": {"epochs": "many"}})
+    with pytest.raises(ConfigError, match=r"trainer.batch_size: Input should be greater than or equal to 1.*found 0"):
+        resolve({"data": {"train": str(tiny_jsonl)}, "trainer": {"batch_size": 0}})
+
+
+def test_unknown_model_type_suggests_a_registered_one(tiny_jsonl):
+    with pytest.raises(ConfigError) as err:
+        resolve({"data": {"train": str(tiny_jsonl)}, "model": {"type": "lstn"}})
+    msg = str(err.value)
+    assert "model: Unknown model 'lstn'. Did you mean 'lstm'?" in msg
+    assert "bag, cnn, gru, lstm" in msg
+
+
+def test_missing_required_setting(tmp_path):
+    with pytest.raises(ConfigError, match="missing required setting 'data'"):
+        resolve({})
+
+
+def test_optimizer_arguments_are_checked_against_the_class(tiny_jsonl):
+    config = resolve({"data": {"train": str(tiny_jsonl)}, "model": "cnn",
+                      "trainer": {"optimizer": {"type": "torch.optim:AdamW", "lr": 0.01, "betas": [0.8, 0.9]}}})
+    assert config.trainer.optimizer.kwargs()["betas"] == [0.8, 0.9]
+    with pytest.raises(ConfigError, match="has no argument 'momentun'. Did you mean 'momentum'"):
+        resolve({"data": {"train": str(tiny_jsonl)}, "trainer": {"optimizer": {"type": "torch.optim:SGD", "momentun": 0.9}}})
+    with pytest.raises(ConfigError, match="is not a torch.optim.Optimizer"):
+        resolve({"data": {"train": str(tiny_jsonl)}, "trainer": {"optimizer": {"type": "torch.nn:Linear"}}})
+
+
+def test_saved_config_is_complete_and_round_trips(tiny_jsonl):
+    config = resolve({"data": {"train": str(tiny_jsonl)}, "model": "lstm"})
+    import yaml
+
+    dumped = yaml.safe_load(dump_yaml(config))
+    assert dumped["model"]["hidden_size"] == 128 and dumped["trainer"]["scheduler"]["type"] == "linear"
+    assert resolve(dumped) == config
+
+
+def test_schema_lists_every_registered_model():
+    schema = json.dumps(Config.model_json_schema())
+    for name in ("BagSpec", "CnnSpec", "LstmSpec", "GruSpec", "HashedNgramsSpec", "WordsSpec", "SortDetection"):
+        assert name in schema
+
+
+def test_validation_metric_without_validation_data_is_an_error(tiny_jsonl):
+    with pytest.raises(ConfigError, match="no validation data"):
+        resolve({"data": {"train": str(tiny_jsonl), "validation_split": 0}})
+    config = resolve({"data": {"train": str(tiny_jsonl), "validation_split": 0},
+                      "trainer": {"main_metric": "train/loss", "main_metric_mode": "min", "early_stopping": None}})
+    assert config.trainer.main_metric == "train/loss"
+
+
+def test_override_syntax_error():
+    from textsift.config.loader import apply_overrides
+
+    with pytest.raises(ConfigError, match="dotted.path=value"):
+        apply_overrides({}, ["trainer.epochs"])
+    assert apply_overrides({"model": "bag"}, ["model.embed_dim=8"]) == {"model": {"type": "bag", "embed_dim": 8}}

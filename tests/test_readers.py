@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from textsift.config import resolve
+from textsift.data import Dataset, LabelSet, load_splits
+from textsift.data.readers import AutoReader, CsvReader, JsonlReader, ParquetReader, TsvReader
+from textsift.errors import DataError
+
+from conftest import TINY, write_jsonl
+
+ROWS = [{"text": t, "label": l} for t, l in TINY]
+
+
+def test_jsonl_csv_tsv_parquet_and_gzip_read_the_same(tmp_path, tiny_jsonl, tiny_csv):
+    tsv = tmp_path / "d.tsv"
+    tsv.write_text("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in TINY))
+    parquet = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist(ROWS), parquet)
+    gz = tmp_path / "d.jsonl.gz"
+    gz.write_bytes(gzip.compress(tiny_jsonl.read_bytes()))
+    csv_gz = tmp_path / "d.csv.gz"
+    csv_gz.write_bytes(gzip.compress(tiny_csv.read_bytes()))
+    expected = [(t, l) for t, l in TINY]
+    for path in (tiny_jsonl, tiny_csv, tsv, parquet, gz, csv_gz):
+        got = [(ex.text, ex.label) for ex in AutoReader().read(path)]
+        assert got == expected, path
+    assert [ex.text for ex in TsvReader().read(tsv)] == [t for t, _ in TINY]
+    assert [ex.text for ex in ParquetReader().read(parquet)] == [t for t, _ in TINY]
+
+
+def test_csv_options_delimiter_no_header_and_column_mapping(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("pos;good film;a\nneg;bad film;b\n")
+    reader = CsvReader(delimiter=";", header=False, text_column="1", label_column="0", text_pair_column="2")
+    examples = reader.read(path)
+    assert [(e.text, e.text_pair, e.label) for e in examples] == [("good film", "a", "pos"), ("bad film", "b", "neg")]
+    assert examples[1].row == 2
+
+
+def test_integer_labels_become_strings(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": 0}, {"text": "b", "label": 1.0}])
+    assert [e.label for e in JsonlReader().read(path)] == ["0", "1"]
+
+
+def test_missing_column_names_file_columns_and_setting(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"sentence": "x", "label": "a"}])
+    with pytest.raises(DataError) as err:
+        JsonlReader().read(path)
+    msg = str(err.value)
+    assert str(path) in msg and "no column 'text'" in msg and "data.reader.text_column" in msg and "sentence" in msg
+
+
+def test_missing_csv_column_suggests(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("txt,label\nhello,a\n")
+    with pytest.raises(DataError, match=r"no column 'text' \(data.reader.text_column\). Did you mean 'txt'\?"):
+        CsvReader().read(path)
+
+
+def test_empty_text_names_the_row(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "fine", "label": "a"}, {"text": "  ", "label": "b"}])
+    with pytest.raises(DataError, match=r"d.jsonl, row 2: the text \(column 'text'\) is empty"):
+        JsonlReader().read(path)
+
+
+def test_non_string_text(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": 12, "label": "a"}])
+    with pytest.raises(DataError, match=r"row 1: the text \(column 'text'\) is int 12, expected a string"):
+        JsonlReader().read(path)
+
+
+def test_missing_label_when_labels_are_required(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "x", "label": None}])
+    with pytest.raises(DataError, match="row 1: the label .* is empty"):
+        JsonlReader().read(path)
+    assert JsonlReader().read(path, require_labels=False)[0].label is None
+
+
+def test_latin1_file_read_as_utf8_names_line_and_fix(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\nnice,pos\ncaf\xe9 au lait,pos\n".encode("latin-1"))
+    with pytest.raises(DataError) as err:
+        CsvReader().read(path)
+    msg = str(err.value)
+    assert "line 3" in msg and "0xe9" in msg and "not valid utf-8" in msg and "encoding" in msg and "latin-1" in msg
+    assert [e.text for e in CsvReader(encoding="latin-1").read(path)][1] == "café au lait"
+
+
+def test_bad_json_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n{"text": oops}\n')
+    with pytest.raises(DataError, match="d.jsonl, line 2: not valid JSON"):
+        JsonlReader().read(path)
+
+
+def test_ragged_csv_row(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\nhello,a\nhello,a,extra\n")
+    with pytest.raises(DataError, match="row 3: 3 fields, expected 2"):
+        CsvReader().read(path)
+
+
+def test_unknown_extension_and_missing_file(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text("x")
+    with pytest.raises(DataError, match="cannot tell the file format"):
+        AutoReader().read(path)
+    with pytest.raises(DataError, match="does not exist"):
+        AutoReader().read(tmp_path / "nope.csv")
+
+
+def test_label_outside_the_given_label_set(tmp_path, tiny_jsonl):
+    test = write_jsonl(tmp_path / "test.jsonl", [{"text": "x", "label": "pos"}, {"text": "y", "label": "meh"}])
+    config = resolve({"data": {"train": str(tiny_jsonl), "test": str(test), "labels": ["neg", "pos"]}})
+    with pytest.raises(DataError, match=r"test.jsonl, row 2: label 'meh' is not in the label set \[neg, pos\]"):
+        load_splits(config)
+
+
+def test_single_class_training_data(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": f"t{i}", "label": "only"} for i in range(5)])
+    with pytest.raises(DataError, match="every training example has the label 'only'"):
+        load_splits(resolve({"data": {"train": str(path)}}))
+
+
+def test_stratified_split_keeps_every_class(tiny_jsonl):
+    splits = load_splits(resolve({"data": {"train": str(tiny_jsonl), "validation_split": 0.25}}))
+    assert len(splits.validation) == 4 and len(splits.train) == 12
+    assert sorted(e.label for e in splits.validation.examples) == ["neg", "neg", "pos", "pos"]
+    assert splits.labels.names == ["neg", "pos"]
+
+
+def test_label_set_in_given_order(tiny_jsonl):
+    splits = load_splits(resolve({"data": {"train": str(tiny_jsonl), "labels": ["pos", "neg"]}}))
+    assert splits.labels.names == ["pos", "neg"]
+    assert LabelSet(["pos", "neg"]).encode(Dataset("x", splits.train.examples[:1])).tolist() in ([0], [1])
+
+
+def test_sort_detection_generator():
+    config = resolve({"data": {"train": {"type": "sort_detection", "size": 200, "seed": 3}}})
+    splits = load_splits(config)
+    examples = splits.train.examples + splits.validation.examples
+    assert len(examples) == 200
+    for ex in examples:
+        chars = ex.text.split()
+        assert (chars == sorted(chars)) == (ex.label == "sorted")
+    again = load_splits(config)
+    assert [e.text for e in again.train.examples] == [e.text for e in splits.train.examples]
+
+
+def test_generator_settings_are_validated():
+    from textsift.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.train.max_length"):
+        resolve({"data": {"train": {"type": "sort_detection", "max_length": "long"}}})
+    with pytest.raises(ConfigError, match=r"Unknown dataset 'sort_detect'. Did you mean 'sort_detection'\?"):
+        resolve({"data": {"train": {"type": "sort_detect"}}})
