@@ -92,6 +92,9 @@ def load_config_from(path: Path) -> Config:
         raw = yaml.safe_load(_require(path, "config.yaml").read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ModelDirError(f"{path}/config.yaml is damaged: {exc}") from None
+    if isinstance(raw, dict) and isinstance(raw.get("trainer"), dict):
+        # callbacks act during training only; predicting must not need their (plugin) modules
+        raw["trainer"]["callbacks"] = []
     try:
         return resolve(raw, source=str(path / "config.yaml"))
     except ConfigError as exc:

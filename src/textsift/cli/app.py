@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 
 from textsift.errors import TextsiftError
 
@@ -67,9 +68,9 @@ def handle_errors(func: F) -> F:
         except TextsiftError as exc:
             message = str(exc)
             lines = message.splitlines() or [type(exc).__name__]
-            err_console.print(f"[bold red]error:[/] {lines[0]}", highlight=False, soft_wrap=True)
+            err_console.print(Text.assemble(("error:", "bold red"), f" {lines[0]}"), highlight=False, soft_wrap=True)
             for line in lines[1:]:
-                err_console.print(f"       {line}", highlight=False, soft_wrap=True)
+                err_console.print(f"       {line}", markup=False, highlight=False, soft_wrap=True)
             if Settings.verbosity > 0:
                 err_console.print_exception()
             raise typer.Exit(1) from None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from textsift.cli.app import app, console, handle_errors
 
@@ -49,29 +50,29 @@ def inspect_model(
     if as_json:
         typer.echo(json.dumps(info, indent=1))
         return
-    console.print(f"[bold]{info['path']}[/]  model [cyan]{info['model']}[/], tokenizer [cyan]{info['tokenizer']}[/] ({info['vocab_size']:,} ids)")
-    console.print(f"labels ({len(info['labels'])}): {', '.join(info['labels'])}", highlight=False)
+    console.print(f"{info['path']}  model {info['model']}, tokenizer {info['tokenizer']} ({info['vocab_size']:,} ids)", markup=False)
+    console.print(f"labels ({len(info['labels'])}): {', '.join(info['labels'])}", markup=False, highlight=False)
     params = Table(title="parameters", header_style="bold")
     params.add_column("module")
     params.add_column("parameters", justify="right")
     for name, n in info["parameters"]["per_module"].items():
-        params.add_row(name, f"{n:,}")
+        params.add_row(Text(name), f"{n:,}")
     params.add_row("[bold]total[/]", f"[bold]{info['parameters']['total']:,}[/]")
     console.print(params)
     files = Table(title=f"files ({info['size_on_disk_bytes'] / 1e6:.2f} MB on disk)", header_style="bold")
     files.add_column("file")
     files.add_column("bytes", justify="right")
     for name, size in info["files"].items():
-        files.add_row(name, f"{size:,}")
+        files.add_row(Text(name), f"{size:,}")
     console.print(files)
     training = info["training"]
     if training:
         console.print(
             f"trained {training.get('epochs')} epochs ({training.get('steps')} steps), best epoch {training.get('best_epoch')}: "
-            f"{training.get('stop_reason')}", highlight=False,
+            f"{training.get('stop_reason')}", markup=False, highlight=False,
         )
     for key, value in info["metrics"].items():
         if "/per_label/" not in key:
-            console.print(f"  {key} = {value:.4f}", highlight=False)
-    console.print(f"versions: {json.dumps(info['versions'])}", highlight=False)
-    console.print(f"git: {json.dumps(info['git'])}  created: {info['created']}", highlight=False)
+            console.print(f"  {key} = {value:.4f}", markup=False, highlight=False)
+    console.print(f"versions: {json.dumps(info['versions'])}", markup=False, highlight=False)
+    console.print(f"git: {json.dumps(info['git'])}  created: {info['created']}", markup=False, highlight=False)

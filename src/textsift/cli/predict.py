@@ -84,4 +84,4 @@ def predict(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    err_console.print(f"wrote {count} predictions to {output}", highlight=False)
+    err_console.print(f"wrote {count} predictions to {output}", markup=False, highlight=False)

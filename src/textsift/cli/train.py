@@ -7,17 +7,18 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from textsift.cli.app import Settings, app, console, err_console, handle_errors
 
 
 def summary_table(metrics: dict[str, float], title: str) -> Table:
-    table = Table(title=title, show_header=True, header_style="bold")
+    table = Table(title=Text(title), show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in metrics.items():
         if "/per_label/" not in key:
-            table.add_row(key, f"{value:.4f}")
+            table.add_row(Text(key), f"{value:.4f}")
     return table
 
 
@@ -71,6 +72,6 @@ def train(
         test = {k: v for k, v in result.metrics.items() if k.startswith("test/")}
         shown = test or result.metrics
         console.print(summary_table(shown, "test metrics" if test else "validation metrics (best epoch)"))
-    console.print(f"model directory: {result.model_dir}", highlight=False)
+    console.print(f"model directory: {result.model_dir}", markup=False, highlight=False)
     if "test/accuracy" in result.metrics:
-        console.print(f"test accuracy: {result.metrics['test/accuracy']:.4f}", highlight=False)
+        console.print(f"test accuracy: {result.metrics['test/accuracy']:.4f}", markup=False, highlight=False)

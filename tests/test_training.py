@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import textsift
+from textsift.config import EarlyStoppingConfig, resolve
+from textsift.errors import CheckpointError, ConfigError
+from textsift.training.callbacks import EarlyStopping, TrainerState
+from textsift.training.losses import class_weights
+from textsift.training.optim import SparseAdamW
+from textsift.training.schedulers import ConstantSchedule, CosineSchedule, LinearSchedule
+
+from conftest import tiny_config
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+class _FakeTrainer:
+    def __init__(self) -> None:
+        self.state = TrainerState()
+
+
+def _run_early_stopping(values, **kwargs):
+    cb = EarlyStopping(EarlyStoppingConfig(**kwargs), "val/accuracy", "max")
+    trainer = _FakeTrainer()
+    for v in values:
+        trainer.state.epoch += 1
+        cb.on_epoch_end(trainer, {"val/accuracy": v})
+        if trainer.state.should_stop:
+            return trainer.state.epoch, trainer.state.stop_reason
+    return None, ""
+
+
+def test_early_stopping_patience_min_delta_min_epochs():
+    assert _run_early_stopping([0.5, 0.6, 0.6, 0.6], patience=2)[0] == 4
+    assert _run_early_stopping([0.5, 0.6, 0.6005, 0.601], patience=2, min_delta=0.01)[0] == 4
+    assert _run_early_stopping([0.5, 0.4, 0.4, 0.4, 0.4], patience=1, min_epochs=4)[0] == 4
+    assert _run_early_stopping([0.5, 0.6, 0.7, 0.8], patience=1)[0] is None
+
+
+def test_early_stopping_smoothing_and_regression_guard():
+    # a single noisy dip does not stop a smoothed monitor
+    assert _run_early_stopping([0.5, 0.6, 0.55, 0.7, 0.72], patience=1, smoothing=2)[0] is None
+    epoch, reason = _run_early_stopping([0.8, 0.81, 0.5], patience=5, max_regression=0.2)
+    assert epoch == 3 and "fell more than 0.2 behind" in reason
+
+
+def test_early_stopping_is_strict_about_missing_metrics():
+    cb = EarlyStopping(EarlyStoppingConfig(monitor="val/f1"), "val/accuracy", "max")
+    with pytest.raises(ConfigError, match=r"metric 'val/f1' was not logged. Available: val/accuracy, val/macro_f1"):
+        cb.on_epoch_end(_FakeTrainer(), {"val/accuracy": 1.0, "val/macro_f1": 1.0})
+
+
+def test_main_metric_missing_is_an_error_listing_available(tiny_jsonl):
+    raw = tiny_config(tiny_jsonl, trainer__main_metric="val/acc", trainer__epochs=1)
+    with pytest.raises(ConfigError, match=r"metric 'val/acc' was not logged. Available: .*val/accuracy"):
+        textsift.train(resolve(raw))
+
+
+def test_early_stopping_stops_training_and_restores_best(tiny_jsonl):
+    raw = tiny_config(tiny_jsonl, trainer__epochs=50, trainer__early_stopping={"patience": 2, "monitor": "val/loss"},
+                      trainer__main_metric="val/loss", trainer__main_metric_mode="min")
+    raw["trainer"]["early_stopping"]["min_delta"] = 0.5  # nothing improves by 0.5 after the first epoch
+    result = textsift.train(resolve(raw))
+    assert result.state.epoch == 3 and "early stopping" in result.state.stop_reason
+
+
+def test_schedules():
+    lin = LinearSchedule(warmup_steps=10)
+    assert lin.factor(0, 100) == pytest.approx(0.1) and lin.factor(9, 100) == pytest.approx(1.0)
+    assert lin.factor(55, 100) == pytest.approx(0.5) and lin.factor(100, 100) == pytest.approx(0.0)
+    cos = CosineSchedule(warmup_ratio=0.1)
+    assert cos.factor(10, 100) == pytest.approx(1.0) and cos.factor(55, 100) == pytest.approx(0.5)
+    assert ConstantSchedule().factor(99, 100) == 1.0
+
+
+def test_class_weights_from_label_distribution():
+    w = class_weights(np.array([90, 10]), "balanced")
+    assert w[1] / w[0] == pytest.approx(9.0) and w.mean() == pytest.approx(1.0)
+    e = class_weights(np.array([90, 10]), "effective_number", beta=0.9)
+    assert e[1] > e[0]
+    assert class_weights(np.array([90, 10]), "none") is None
+
+
+def test_class_balanced_loss_changes_the_loss(tiny_jsonl):
+    loss = resolve({"data": {"train": str(tiny_jsonl)}, "trainer": {"loss": {"class_weights": "balanced", "label_smoothing": 0.1}}}).trainer.loss
+    module = loss.build(np.array([3, 1]))
+    assert module.weight.tolist() == pytest.approx([0.5, 1.5]) and module.label_smoothing == 0.1
+
+
+def test_sparse_adamw_matches_adam_on_dense_and_sparse_adam_on_sparse():
+    torch.manual_seed(0)
+    w = torch.randn(6, 3)
+    dense_a, dense_b = torch.nn.Parameter(w.clone()), torch.nn.Parameter(w.clone())
+    sp_a = torch.nn.Embedding(6, 3, sparse=True)
+    sp_b = torch.nn.Embedding(6, 3, sparse=True)
+    sp_b.load_state_dict(sp_a.state_dict())
+    ours = SparseAdamW([dense_a, sp_a.weight], lr=0.1)
+    ref_dense = torch.optim.Adam([dense_b], lr=0.1)
+    ref_sparse = torch.optim.SparseAdam([sp_b.weight], lr=0.1)
+    for step in range(5):
+        idx = torch.tensor([step % 6, (step + 2) % 6, step % 6])
+        for dense, emb in ((dense_a, sp_a), (dense_b, sp_b)):
+            (dense.pow(2).sum() + emb(idx).pow(2).sum()).backward()
+        ours.step(); ref_dense.step(); ref_sparse.step()
+        for p in (dense_a, dense_b, sp_a.weight, sp_b.weight):
+            p.grad = None
+    torch.testing.assert_close(dense_a, dense_b)
+    torch.testing.assert_close(sp_a.weight, sp_b.weight)
+
+
+def test_sparse_model_with_a_dense_only_optimizer_is_a_clear_error(tiny_jsonl):
+    raw = tiny_config(tiny_jsonl, trainer__epochs=1)
+    raw["trainer"]["optimizer"] = {"type": "torch.optim:AdamW"}
+    with pytest.raises(ConfigError, match="cannot update the sparse embeddings.*model.sparse: false"):
+        textsift.train(resolve(raw))
+    raw["model"]["sparse"] = False
+    assert textsift.train(resolve(raw)).state.epoch == 1
+
+
+def test_training_is_seeded_and_deterministic(tiny_jsonl):
+    raw = tiny_config(tiny_jsonl, "cnn", trainer__epochs=3)
+    a = textsift.train(resolve(raw)).predictor.predict(["happy film"]).probabilities
+    b = textsift.train(resolve(raw)).predictor.predict(["happy film"]).probabilities
+    np.testing.assert_array_equal(a, b)
+
+
+def test_run_directory_contents_and_metrics_log(tiny_jsonl, tmp_path):
+    result = textsift.train(resolve(tiny_config(tiny_jsonl, trainer__epochs=3, trainer__log_every_steps=1)), tmp_path / "run")
+    run = tmp_path / "run"
+    for name in ("config.yaml", "train.log", "metrics.jsonl", "metrics.json", "checkpoint.safetensors", "model/model.safetensors"):
+        assert (run / name).is_file(), name
+    events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1.0, 2.0, 3.0] and "val/accuracy" in epochs[0]
+    assert sum(e["event"] == "step" for e in events) == result.state.global_step
+    meta = json.loads((run / "model" / "meta.json").read_text())
+    assert meta["versions"]["torch"] and meta["data"]["train"] and meta["metrics"]["test/accuracy"] == result.metrics["test/accuracy"]
+    # the checkpoint is safetensors (JSON header + raw tensors), never a pickle
+    assert not (run / "checkpoint.safetensors").read_bytes()[:2] == b"\x80\x04"
+
+
+def test_existing_run_directory_is_never_overwritten(tiny_jsonl, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("precious")
+    with pytest.raises(CheckpointError, match="already holds files. Pass --resume"):
+        textsift.train(resolve(tiny_config(tiny_jsonl, trainer__epochs=1)), run)
+    assert (run / "notes.txt").read_text() == "precious"
+
+
+def test_resume_with_a_changed_config_is_refused(tiny_jsonl, tmp_path):
+    textsift.train(resolve(tiny_config(tiny_jsonl, trainer__epochs=1)), tmp_path / "run")
+    with pytest.raises(CheckpointError, match=r"config differs.*trainer.epochs: 1 -> 2"):
+        textsift.train(resolve(tiny_config(tiny_jsonl, trainer__epochs=2)), tmp_path / "run", resume=True)
+
+
+def _train_cmd(config: Path, run: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "textsift", "-q", "train", str(config), "--output", str(run), "--checkpoint-every", "5", *extra]
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "seed": 7,
+        "imports": [],
+        "data": {"train": {"type": "sort_detection", "size": 600, "seed": 1},
+                 "test": {"type": "sort_detection", "size": 200, "seed": 2}},
+        "model": {"type": "bag", "head": {"hidden_dims": [16], "dropout": 0.2}},  # dropout: the RNG state matters
+        "tokenizer": {"type": "hashed_ngrams", "word_ngrams": 3},
+        "trainer": {"epochs": 4, "batch_size": 16, "early_stopping": {"patience": 10},
+                    "callbacks": [{"type": "slow_steps:SlowSteps", "seconds": 0.02}]},
+    }))
+    env = {**os.environ, "PYTHONPATH": f"{PLUGINS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    subprocess.run(_train_cmd(config, tmp_path / "full"), check=True, env=env, timeout=300)
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(config, run), env=env)
+    log = run / "metrics.jsonl"
+    deadline = time.time() + 120
+    # wait until the run is in its second epoch, past a mid-epoch checkpoint
+    while time.time() < deadline:
+        lines = log.read_text().splitlines() if log.exists() else []
+        steps = [json.loads(x) for x in lines if '"event": "step"' in x]
+        if steps and steps[-1]["step"] >= 34 + 8 and (run / "checkpoint.safetensors").exists():
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run / "model").exists()  # it really died before finishing
+    subprocess.run(_train_cmd(config, run, "--resume"), check=True, env=env, timeout=300)
+
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    resumed = json.loads((run / "metrics.json").read_text())
+    assert resumed == full
+    a = textsift.load(tmp_path / "full").predict(["a b c", "c b a"]).probabilities
+    b = textsift.load(run).predict(["a b c", "c b a"]).probabilities
+    np.testing.assert_array_equal(a, b)
+    resumed_log = (run / "train.log").read_text()
+    assert "Resumed from" in resumed_log
