@@ -81,3 +81,53 @@ def test_probabilities_sum_to_one_and_labels_are_named(trained):
     assert set(preds.labels) <= {"pos", "neg"} and preds.label_names == ["neg", "pos"]
     np.testing.assert_allclose(preds.probabilities.sum(1), 1.0, rtol=1e-5)
     assert preds.top_k(1)[0][0][0] == preds.labels[0]
+
+
+def test_bag_feature_dropout_keeps_offsets_consistent():
+    from textsift.models.torch.bag import BagSpec
+
+    model = BagSpec(embed_dim=4, feature_dropout=0.5).build(vocab_size=20, num_labels=2)
+    ids = torch.arange(1, 13)
+    offsets = torch.tensor([0, 3, 3, 10])  # bags of 3, 0, 7 and 2 ids
+    torch.manual_seed(0)
+    kept, new_offsets = model._drop_features(ids, offsets)
+    assert new_offsets[0] == 0 and torch.all(new_offsets[1:] >= new_offsets[:-1])
+    assert new_offsets[-1] <= len(kept) and 0 < len(kept) < len(ids)
+    # every kept id stays in its own bag
+    bags = torch.bucketize(torch.arange(len(kept)), new_offsets, right=True) - 1
+    original = torch.bucketize(kept - 1, offsets, right=True) - 1
+    assert torch.equal(bags, original)
+    model.train()
+    assert model({"ids": ids, "offsets": offsets}).shape == (4, 2)
+    model.eval()  # no dropout at prediction
+    a = model({"ids": ids, "offsets": offsets})
+    assert torch.equal(a, model({"ids": ids, "offsets": offsets}))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_rnn_poolings_ignore_padding(cell, pooling, bidirectional):
+    from textsift.models.torch.rnn import GruSpec, LstmSpec
+
+    spec = (LstmSpec if cell == "lstm" else GruSpec)(pooling=pooling, bidirectional=bidirectional, layers=2, embed_dim=8, hidden_size=6)
+    torch.manual_seed(0)
+    model = spec.build(vocab_size=30, num_labels=3).eval()
+    seqs = [[3, 4, 5, 6, 7], [8, 9], [10]]
+    padded = torch.zeros(3, 5, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        padded[i, : len(s)] = torch.tensor(s)
+    batch = model({"ids": padded, "lengths": torch.tensor([5, 2, 1])})
+    for i, s in enumerate(seqs):
+        alone = model({"ids": torch.tensor([s]), "lengths": torch.tensor([len(s)])})
+        torch.testing.assert_close(batch[i : i + 1], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_cnn_output_does_not_depend_on_padding():
+    from textsift.models.torch.cnn import CnnSpec
+
+    torch.manual_seed(0)
+    model = CnnSpec(embed_dim=8, channels=8, kernel_size=5).build(vocab_size=30, num_labels=3).eval()
+    short = model({"ids": torch.tensor([[3, 4]]), "lengths": torch.tensor([2])})
+    padded = model({"ids": torch.tensor([[3, 4, 0, 0, 0, 0, 0]]), "lengths": torch.tensor([2])})
+    torch.testing.assert_close(short, padded)

@@ -210,3 +210,42 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     np.testing.assert_array_equal(a, b)
     resumed_log = (run / "train.log").read_text()
     assert "Resumed from" in resumed_log
+
+
+def test_text_pairs_train_end_to_end(tmp_path):
+    from conftest import write_jsonl
+
+    rows = []
+    for a, b in [("the cat sat", "a cat sat"), ("dogs bark loudly", "the dogs bark"), ("red apples", "apples are red"),
+                 ("he runs fast", "he is fast")]:
+        rows.append({"premise": a, "hypothesis": b, "label": "same"})
+    for a, b in [("the cat sat", "stocks fell today"), ("dogs bark loudly", "rain in spain"), ("red apples", "quantum physics"),
+                 ("he runs fast", "blue whales sing")]:
+        rows.append({"premise": a, "hypothesis": b, "label": "different"})
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    raw = tiny_config(data, "gru", trainer__epochs=40)
+    raw["data"]["reader"] = {"type": "jsonl", "text_column": "premise", "text_pair_column": "hypothesis"}
+    result = textsift.train(resolve(raw), tmp_path / "run")
+    assert result.metrics["test/accuracy"] == 1.0
+    loaded = textsift.load(tmp_path / "run")
+    preds = loaded.predict(["the cat sat", "the cat sat"], pairs=["a cat sat", "stocks fell today"])
+    np.testing.assert_array_equal(preds.probabilities, result.predictor.predict(["the cat sat", "the cat sat"], pairs=["a cat sat", "stocks fell today"]).probabilities)
+    assert preds.labels == ["same", "different"]
+
+
+def test_sparse_adamw_sparse_lr_is_scheduled_sgd_on_sparse_rows():
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(5, 2, sparse=True)
+    head = torch.nn.Parameter(torch.ones(2))
+    before = emb.weight.detach().clone()
+    opt = SparseAdamW([{"params": [head]}, {"params": [emb.weight]}], lr=0.1, sparse_lr=3.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5)  # the schedule halves every rate
+    idx = torch.tensor([1, 3])
+    (emb(idx).sum() * 2 + head.sum()).backward()
+    opt.step()
+    expected = before.clone()
+    expected[[1, 3]] -= 3.0 * 0.5 * 2.0  # SGD: rate x schedule factor x gradient
+    torch.testing.assert_close(emb.weight.detach(), expected)
+    assert not opt.state[emb.weight]  # no Adam moments for the sparse rows
+    assert head.detach()[0] < 1.0  # the dense part still moved (Adam)
+    del sched

@@ -61,6 +61,7 @@ class Predictor:
         self.device = resolve_device(device)
         self.model.to(self.device).eval()
         self.input_format = getattr(model, "input_format", "padded")
+        self.path: Path | None = None  # the model directory, when loaded from one
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "Predictor":

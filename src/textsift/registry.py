@@ -59,7 +59,6 @@ class Registry(Generic[T]):
         self.kind = kind
         self.entry_point_group = f"textsift.{kind}s"
         self._items: dict[str, T] = {}
-        self._entry_points_loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -72,9 +71,8 @@ class Registry(Generic[T]):
         return decorator
 
     def _load_entry_points(self) -> None:
-        if self._entry_points_loaded:
-            return
-        self._entry_points_loaded = True
+        """Add components that installed packages declare (scanned again on every miss: cheap, and
+        a package installed while the process runs is found)."""
         for ep in importlib.metadata.entry_points(group=self.entry_point_group):
             if ep.name not in self._items:
                 self._items[ep.name] = ep.load()
@@ -84,9 +82,7 @@ class Registry(Generic[T]):
         if name in self._items:
             return self._items[name]
         if is_import_path(name):
-            obj = import_path(name)
-            self._items[name] = obj  # type: ignore[assignment]
-            return obj  # type: ignore[return-value]
+            return import_path(name)  # type: ignore[return-value]  (callers register it once checked)
         self._load_entry_points()
         if name in self._items:
             return self._items[name]
@@ -99,11 +95,9 @@ class Registry(Generic[T]):
         return name in self._items
 
     def names(self) -> list[str]:
-        self._load_entry_points()
         return sorted(self._items)
 
     def items(self) -> Iterator[tuple[str, T]]:
-        self._load_entry_points()
         return iter(sorted(self._items.items()))
 
 

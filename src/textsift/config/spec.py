@@ -36,7 +36,17 @@ def _tag_of(value: Any) -> Any:
     return getattr(value, "type", None)
 
 
+_ADAPTERS: dict[tuple[str, tuple[tuple[str, int], ...]], TypeAdapter] = {}
+
+
 def _union_adapter(registry: Registry) -> TypeAdapter:
+    key = (registry.kind, tuple((name, id(cls)) for name, cls in registry.items()))
+    if key not in _ADAPTERS:
+        _ADAPTERS[key] = _build_union_adapter(registry)
+    return _ADAPTERS[key]
+
+
+def _build_union_adapter(registry: Registry) -> TypeAdapter:
     members = tuple(Annotated[cls, Tag(name)] for name, cls in registry.items())
     if len(members) == 1:
         members = members + members  # Union of one collapses; a repeated member keeps the tagged union

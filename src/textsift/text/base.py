@@ -85,6 +85,10 @@ class Tokenizer:
     def encode(self, examples: list[Example]) -> Ragged:
         raise NotImplementedError
 
+    def fit_encode(self, examples: list[Example]) -> Ragged:
+        """``fit`` then ``encode`` the same examples (tokenizers override it to share the work)."""
+        return self.fit(examples).encode(examples)
+
     @property
     def vocab_size(self) -> int:
         raise NotImplementedError

@@ -2,13 +2,15 @@
 
 Word n-grams (n >= 2) and character n-grams of words are hashed into ``buckets`` as fastText does.
 Fitting then keeps only the features seen in training (at least ``min_count`` times, at most
-``max_features`` of them) and gives them compact ids, so the embedding table holds trained rows only
-and the model file stays small. A feature never seen in training is dropped at prediction time
-(in fastText it would hit an untrained, randomly initialised row). Everything is vectorised with numpy.
+``max_features`` of them) and gives them compact rows through a dense id -> row array, so the
+embedding table holds trained rows only and the model file stays small. A feature never seen in
+training is dropped at prediction time (in fastText it would hit an untrained, randomly initialised
+row). Only C-level loops touch individual tokens; the rest is vectorised numpy, O(n) without sorting.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 from pathlib import Path
@@ -24,14 +26,20 @@ from textsift.errors import ModelDirError
 from textsift.text.base import Ragged, Tokenizer, TokenizerSpec
 from textsift.util import atomic_write_bytes
 
-_MASK = np.uint64((1 << 48) - 1)
 _MULT = np.uint64(1_000_003)
-_CHAR_KIND = 15
+#: words hash into their own space of this many buckets (fastText keeps an exact word vocabulary;
+#: 2**24 buckets make word collisions as rare as that, at 64 MB of int32 lookup table)
+WORD_BUCKETS = 1 << 24
+_PAIR_SEED = 0x9E3779B9
 
 
 @registry.tokenizers.register("hashed_ngrams")
 class HashedNgramsSpec(TokenizerSpec):
-    """Hashed word n-grams (1..``word_ngrams``) and optional character n-grams of each word."""
+    """Hashed word n-grams (1..``word_ngrams``) and optional character n-grams of each word.
+
+    Feature ids: a word is its hash in a space of 2**24; an n-gram (word n-grams, n >= 2, and character
+    n-grams) is hashed into ``buckets`` after that. Fitting keeps the ids seen in training.
+    """
 
     type: Literal["hashed_ngrams"] = "hashed_ngrams"
     word_ngrams: int = Field(2, ge=1, le=6, description="Longest word n-gram (1: words only).")
@@ -68,8 +76,23 @@ class HashedNgramsSpec(TokenizerSpec):
         return HashedNgramTokenizer(self)
 
 
-def _crc(strings: list[str]) -> np.ndarray:
-    return np.fromiter((zlib.crc32(s.encode("utf-8")) for s in strings), dtype=np.uint64, count=len(strings))
+def _crc(strings: list[str], seed: int = 0) -> np.ndarray:
+    return np.fromiter((zlib.crc32(w.encode("utf-8"), seed) for w in strings), dtype=np.uint64, count=len(strings))
+
+
+def _interleave(parts: list[tuple[np.ndarray, np.ndarray]], n_docs: int) -> Ragged:
+    """Merge (doc, value) parts, each sorted by doc, into one ragged array grouped by doc (O(n), no sort)."""
+    counts = [np.bincount(doc, minlength=n_docs) for doc, _ in parts]
+    offsets = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(np.sum(counts, axis=0), out=offsets[1:])
+    out = np.empty(int(offsets[-1]), dtype=np.int64)
+    before = offsets[:-1].copy()  # where the next part starts inside each doc
+    for (doc, values), count in zip(parts, counts):
+        part_offsets = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum(count, out=part_offsets[1:])
+        out[before[doc] + (np.arange(len(doc)) - part_offsets[doc])] = values
+        before += count
+    return Ragged(out, offsets)
 
 
 class HashedNgramTokenizer(Tokenizer):
@@ -78,113 +101,131 @@ class HashedNgramTokenizer(Tokenizer):
     def __init__(self, spec: HashedNgramsSpec) -> None:
         super().__init__(spec)
         self._regex = re.compile(spec.pattern)
-        self.keys_: np.ndarray | None = None  # sorted feature keys; id = position + 1 (0 is padding)
+        self.kept_: np.ndarray | None = None  # feature ids kept by fit, in row order (row = position + 1)
+        self._rows: np.ndarray | None = None  # dense: feature id -> row (0: not kept)
 
     @property
     def fitted(self) -> bool:
-        return self.keys_ is not None
+        return self.kept_ is not None
 
-    # -- feature keys ------------------------------------------------------------------------
+    @property
+    def space(self) -> int:
+        return WORD_BUCKETS + self.spec.buckets
+
+    # -- feature ids ---------------------------------------------------------------------------
     def _words(self, texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Unique words, each token's index into them, and tokens per text."""
-        index: dict[str, int] = {}
-        flat: list[int] = []
-        lengths = np.empty(len(texts), dtype=np.int64)
+        """Unique words, each token's index into them, and tokens per text (C-level loops only)."""
         findall = self._regex.findall
-        lower = self.spec.lowercase
-        for i, text in enumerate(texts):
-            tokens = findall(text.lower() if lower else text)
-            lengths[i] = len(tokens)
-            flat.extend([index.setdefault(t, len(index)) for t in tokens])
-        return list(index), np.asarray(flat, dtype=np.int64), lengths
+        docs = [findall(t.lower()) for t in texts] if self.spec.lowercase else [findall(t) for t in texts]
+        lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+        flat = list(itertools.chain.from_iterable(docs))
+        index = dict.fromkeys(flat)
+        for i, word in enumerate(index):
+            index[word] = i
+        ids = np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat))
+        return list(index), ids, lengths
 
-    def _char_hashes(self, words: list[str]) -> Ragged:
+    def _char_hashes(self, words: list[str], seed: int) -> Ragged:
         lo, hi = self.spec.char_ngrams  # type: ignore[misc]
         rows = []
         for w in words:
             w = f"<{w}>"
-            grams = [w[i : i + n] for n in range(lo, hi + 1) for i in range(len(w) - n + 1)]
-            rows.append(_crc(grams))
+            rows.append(_crc([w[i : i + n] for n in range(lo, hi + 1) for i in range(len(w) - n + 1)], seed))
         return Ragged.from_rows(rows)
 
-    def feature_keys(self, texts: list[str], salt: int = 0) -> Ragged:
-        """Every feature of every text as a 64-bit key: (salt, kind, hash)."""
+    def feature_ids(self, texts: list[str], pair: bool = False) -> Ragged:
+        """Every feature id of every text (unfitted: ids in the full hash space)."""
         spec = self.spec
+        seed = _PAIR_SEED if pair else 0
         words, flat, lengths = self._words(texts)
         n_docs = len(texts)
         doc = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
-        h = _crc(words)[flat] if len(flat) else np.zeros(0, np.uint64)
-        high = np.uint64(salt << 52)
-        parts = [(doc, high | (np.uint64(1) << np.uint64(48)) | h)]
-        g = h.copy()
+        h = _crc(words, seed)[flat] if len(flat) else np.zeros(0, np.uint64)
+        parts = [(doc, (h % np.uint64(WORD_BUCKETS)).astype(np.int64))]
         buckets = np.uint64(spec.buckets)
+        g = h
         for n in range(2, spec.word_ngrams + 1):
             if len(h) < n:
                 break
-            g = (g[:-1] * _MULT + h[n - 1 :]) & _MASK
+            g = g[:-1] * _MULT + h[n - 1 :]  # wraps modulo 2**64, like fastText's hash combination
             same_doc = doc[: len(g)] == doc[n - 1 :]
-            key = high | (np.uint64(n) << np.uint64(48)) | (g % buckets)
-            parts.append((doc[: len(g)][same_doc], key[same_doc]))
+            ids = (g[same_doc] % buckets).astype(np.int64) + WORD_BUCKETS
+            parts.append((doc[: len(g)][same_doc], ids))
         if spec.char_ngrams is not None and len(flat):
-            chars = self._char_hashes(words).take(flat)
-            char_doc = np.repeat(doc, chars.lengths)
-            parts.append((char_doc, high | (np.uint64(_CHAR_KIND) << np.uint64(48)) | (chars.values.astype(np.uint64) % buckets)))
-        all_doc = np.concatenate([p[0] for p in parts])
-        all_key = np.concatenate([p[1] for p in parts])
-        order = np.argsort(all_doc, kind="stable")
-        offsets = np.zeros(n_docs + 1, dtype=np.int64)
-        np.cumsum(np.bincount(all_doc, minlength=n_docs), out=offsets[1:])
-        return Ragged(all_key[order].view(np.int64), offsets)
+            chars = self._char_hashes(words, seed).take(flat)
+            ids = (chars.values.astype(np.uint64) % buckets).astype(np.int64) + WORD_BUCKETS
+            parts.append((np.repeat(doc, chars.lengths), ids))
+        return _interleave(parts, n_docs)
 
-    def _example_keys(self, examples: list[Example]) -> Ragged:
-        keys = self.feature_keys([ex.text for ex in examples])
-        pair_idx = [i for i, ex in enumerate(examples) if ex.text_pair is not None]
-        if not pair_idx:
-            return keys
-        pair_keys = self.feature_keys([examples[i].text_pair for i in pair_idx], salt=1)  # type: ignore[misc]
-        rows = [keys[i] for i in range(len(examples))]
-        for j, i in enumerate(pair_idx):
-            rows[i] = np.concatenate([rows[i], pair_keys[j]])
-        return Ragged.from_rows(rows)
+    def _example_ids(self, examples: list[Example]) -> Ragged:
+        ids = self.feature_ids([ex.text for ex in examples])
+        pair_idx = np.array([i for i, ex in enumerate(examples) if ex.text_pair is not None], dtype=np.int64)
+        if not len(pair_idx):
+            return ids
+        pairs = self.feature_ids([examples[i].text_pair for i in pair_idx], pair=True)  # type: ignore[misc]
+        pair_doc = np.repeat(pair_idx, pairs.lengths)
+        first_doc = np.repeat(np.arange(len(examples)), ids.lengths)
+        return _interleave([(first_doc, ids.values), (pair_doc, pairs.values)], len(examples))
 
     # -- fit / encode ------------------------------------------------------------------------
-    def fit(self, examples: list[Example]) -> "HashedNgramTokenizer":
-        keys = self._example_keys(examples).values
-        uniq, counts = np.unique(keys, return_counts=True)
-        keep = counts >= self.spec.min_count
-        uniq, counts = uniq[keep], counts[keep]
-        if self.spec.max_features is not None and len(uniq) > self.spec.max_features:
+    def _fit_ids(self, ids: Ragged) -> None:
+        if len(ids.values) * 8 > self.space:  # many features: counting over the whole space is O(n)
+            counts = np.bincount(ids.values, minlength=self.space)
+            kept = np.flatnonzero(counts >= self.spec.min_count)
+            counts = counts[kept]
+        else:  # few: sorting them is cheaper than touching the whole space
+            kept, counts = np.unique(ids.values, return_counts=True)
+            keep = counts >= self.spec.min_count
+            kept, counts = kept[keep], counts[keep]
+        if self.spec.max_features is not None and len(kept) > self.spec.max_features:
             top = np.argpartition(-counts, self.spec.max_features - 1)[: self.spec.max_features]
-            uniq = np.sort(uniq[top])
-        self.keys_ = uniq
+            kept = np.sort(kept[top])
+        self._set_kept(kept)
+
+    def _set_kept(self, kept: np.ndarray) -> None:
+        self.kept_ = kept.astype(np.int64)
+        self._rows = None  # the dense id -> row array, built on first use
+
+    def _row_table(self) -> np.ndarray:
+        if self._rows is None:
+            rows = np.zeros(self.space, dtype=np.int32)  # calloc: pages are touched only where written
+            rows[self.kept_] = np.arange(1, len(self.kept_) + 1, dtype=np.int32)  # type: ignore[arg-type]
+            self._rows = rows
+        return self._rows
+
+    def _map(self, ids: Ragged) -> Ragged:
+        rows = self._row_table()[ids.values]
+        known = rows > 0
+        doc = np.repeat(np.arange(len(ids)), ids.lengths)[known]
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(doc, minlength=len(ids)), out=offsets[1:])
+        return Ragged(rows[known].astype(np.int64), offsets).truncate(self.spec.max_length)
+
+    def fit(self, examples: list[Example]) -> "HashedNgramTokenizer":
+        self._fit_ids(self._example_ids(examples))
         return self
+
+    def fit_encode(self, examples: list[Example]) -> Ragged:
+        ids = self._example_ids(examples)
+        self._fit_ids(ids)
+        return self._map(ids)
 
     def encode(self, examples: list[Example]) -> Ragged:
         self._check_fitted()
-        keys = self._example_keys(examples)
-        table = self.keys_
-        assert table is not None
-        pos = np.searchsorted(table, keys.values)
-        pos_c = np.minimum(pos, max(len(table) - 1, 0))
-        known = table[pos_c] == keys.values if len(table) else np.zeros(len(pos), bool)
-        ids = (pos_c + 1)[known]
-        doc = np.repeat(np.arange(len(keys)), keys.lengths)[known]
-        offsets = np.zeros(len(keys) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(doc, minlength=len(keys)), out=offsets[1:])
-        return Ragged(ids.astype(np.int64), offsets).truncate(self.spec.max_length)
+        return self._map(self._example_ids(examples))
 
     @property
     def vocab_size(self) -> int:
         self._check_fitted()
-        return len(self.keys_) + 1  # type: ignore[arg-type]
+        return len(self.kept_) + 1  # type: ignore[arg-type]
 
     def save(self, directory: Path) -> None:
         self._check_fitted()
-        atomic_write_bytes(directory / "ngrams.safetensors", save({"keys": self.keys_}))  # type: ignore[dict-item]
+        atomic_write_bytes(directory / "ngrams.safetensors", save({"kept": self.kept_}))  # type: ignore[dict-item]
 
     def load(self, directory: Path) -> "HashedNgramTokenizer":
         path = directory / "ngrams.safetensors"
         if not path.is_file():
             raise ModelDirError(f"{directory}: missing ngrams.safetensors (the n-gram feature table).")
-        self.keys_ = load_file(str(path))["keys"]
+        self._set_kept(load_file(str(path))["kept"])
         return self

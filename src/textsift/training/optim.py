@@ -28,10 +28,14 @@ class SparseAdamW(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        sparse_lr: float | None = None,
     ) -> None:
         if lr <= 0:
             raise ValueError(f"Invalid learning rate: {lr}")
-        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+        if sparse_lr is not None and sparse_lr <= 0:
+            raise ValueError(f"Invalid sparse learning rate: {sparse_lr}")
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "sparse_lr": sparse_lr}
+        super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -41,6 +45,11 @@ class SparseAdamW(Optimizer):
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
             for p in group["params"]:
                 if p.grad is None:
+                    continue
+                if p.grad.is_sparse and group["sparse_lr"] is not None:
+                    grad = p.grad if p.grad.is_coalesced() else p.grad.coalesce()
+                    factor = lr / group.get("initial_lr", lr)  # the schedule's current factor
+                    p.index_add_(0, grad._indices()[0], grad._values(), alpha=-group["sparse_lr"] * factor)
                     continue
                 state = self.state[p]
                 if not state:

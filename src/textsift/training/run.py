@@ -134,9 +134,9 @@ def train(
         timings["read_s"] = time.perf_counter() - t0
 
         t = time.perf_counter()
-        tokenizer = config.tokenizer.build().fit(splits.train.examples)  # type: ignore[attr-defined]
+        tokenizer = config.tokenizer.build()  # type: ignore[attr-defined]
         label_names = splits.labels.names
-        train_data = EncodedDataset(tokenizer.encode(splits.train.examples), splits.labels.encode(splits.train))
+        train_data = EncodedDataset(tokenizer.fit_encode(splits.train.examples), splits.labels.encode(splits.train))
         val_data = (
             EncodedDataset(tokenizer.encode(splits.validation.examples), splits.labels.encode(splits.validation))
             if splits.validation is not None else None

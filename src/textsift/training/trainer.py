@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Sequence
@@ -100,7 +101,7 @@ class Trainer:
         if sparse:
             groups.append({"params": sparse, "weight_decay": 0.0})
         kwargs = spec.kwargs()
-        if "weight_decay" not in __import__("inspect").signature(cls.__init__).parameters:
+        if "weight_decay" not in inspect.signature(cls.__init__).parameters:
             kwargs.pop("weight_decay")
             for g in groups:
                 g.pop("weight_decay", None)

@@ -23,8 +23,8 @@ class BagSpec(ModelSpec):
         "tokenizer": {"type": "hashed_ngrams", "word_ngrams": 2},
         "trainer": {
             "epochs": 5,
-            "batch_size": 64,
-            "optimizer": {"type": "textsift.training.optim:SparseAdamW", "lr": 0.02},
+            "batch_size": 256,
+            "optimizer": {"type": "textsift.training.optim:SparseAdamW", "lr": 0.05},
             "scheduler": {"type": "linear", "warmup_ratio": 0.0},
             "grad_clip": None,
             "early_stopping": {"patience": 2},
@@ -33,6 +33,10 @@ class BagSpec(ModelSpec):
     embed_dim: int = Field(64, ge=1, description="Size of each feature embedding.")
     pooling: Literal["mean", "sum", "max"] = "mean"
     sparse: bool = Field(True, description="Sparse embedding gradients: only the rows a batch uses are updated.")
+    feature_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="In training, drop each feature (n-gram) of a text with this probability (word dropout).",
+    )
 
     def build(self, *, vocab_size: int, num_labels: int) -> "BagClassifier":
         return BagClassifier(self, vocab_size, num_labels)
@@ -74,15 +78,25 @@ class BagClassifier(TorchClassifier):
         with torch.no_grad():
             self.embedding.weight[0].zero_()
         self.head = ClassificationHead(spec.head, spec.embed_dim, num_labels)
+        self.feature_dropout = spec.feature_dropout
+
+    def _drop_features(self, ids: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        keep = torch.rand(ids.shape[0], device=ids.device) >= self.feature_dropout
+        kept_before = torch.cumsum(keep, 0) - keep.long()  # kept ids before each position
+        new_offsets = kept_before[offsets] if ids.numel() else offsets
+        return ids[keep], new_offsets
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         emb = self.embedding
+        ids, offsets = batch["ids"], batch["offsets"]
+        if self.training and self.feature_dropout > 0:
+            ids, offsets = self._drop_features(ids, offsets)
         if emb.sparse and self.training and torch.is_grad_enabled():
-            rows, local = torch.unique(batch["ids"], return_inverse=True)
+            rows, local = torch.unique(ids, return_inverse=True)
             table = _GatherRows.apply(emb.weight, rows)
-            pooled = nn.functional.embedding_bag(local, table, batch["offsets"], mode=emb.mode)
+            pooled = nn.functional.embedding_bag(local, table, offsets, mode=emb.mode)
         else:
-            pooled = emb(batch["ids"], batch["offsets"])
+            pooled = emb(ids, offsets)
         return self.head(pooled)
 
     def sparse_parameters(self) -> list[nn.Parameter]:
