@@ -97,7 +97,7 @@ def test_typo_in_a_section_key(tiny_jsonl):
 def test_wrong_type_names_path_expected_and_found(tiny_jsonl):
     with pytest.raises(ConfigError, match=r"trainer.epochs: Input should be a valid integer.*found 'many'"):
         resolve({"data": {"train": str(tiny_jsonl)}, "trainer": {"epochs": "many"}})
-    with pytest.raises(ConfigError, match=r"trainer.batch_size: Input should be greater than or equal to 1.*found 0"):
+    with pytest.raises(ConfigError, match=r"trainer.batch_size must be >= 1 or .auto., got 0"):
         resolve({"data": {"train": str(tiny_jsonl)}, "trainer": {"batch_size": 0}})
 
 
@@ -153,3 +153,10 @@ def test_override_syntax_error():
     with pytest.raises(ConfigError, match="dotted.path=value"):
         apply_overrides({}, ["trainer.epochs"])
     assert apply_overrides({"model": "bag"}, ["model.embed_dim=8"]) == {"model": {"type": "bag", "embed_dim": 8}}
+
+
+def test_exponent_without_dot_is_a_number_everywhere(tmp_path, tiny_jsonl):
+    cfg = write(tmp_path / "c.yaml", f"data: {{train: {tiny_jsonl}}}\ntrainer: {{optimizer: {{type: 'torch.optim:AdamW', lr: 3e-4, eps: 1e-6}}}}\n")
+    config = load_config(cfg, overrides=["trainer.optimizer.weight_decay=1e-2"])
+    assert config.trainer.optimizer.lr == 3e-4 and config.trainer.optimizer.kwargs()["eps"] == 1e-6
+    assert config.trainer.optimizer.weight_decay == 0.01

@@ -76,6 +76,16 @@ class OptimizerConfig(Section):
     lr: float = Field(1e-3, gt=0.0, description="Peak learning rate.")
     weight_decay: float = Field(0.0, ge=0.0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_in_extra_arguments(cls, data: Any) -> Any:
+        # YAML 1.1 reads `eps: 1e-8` (no dot) as a string; typed fields convert it, extra arguments need this
+        if isinstance(data, dict):
+            from textsift.config.loader import _number
+
+            data = {k: (_number(v) if k not in cls.model_fields else v) for k, v in data.items()}
+        return data
+
     @model_validator(mode="after")
     def _check_optimizer(self) -> "OptimizerConfig":
         import torch
@@ -117,8 +127,16 @@ class EarlyStoppingConfig(Section):
 
 
 class TrainerConfig(Section):
+    @model_validator(mode="after")
+    def _positive_batch(self) -> "TrainerConfig":
+        if isinstance(self.batch_size, int) and self.batch_size < 1:
+            raise ValueError(f"trainer.batch_size must be >= 1 or 'auto', got {self.batch_size}")
+        return self
+
     epochs: int = Field(10, ge=1)
-    batch_size: int = Field(32, ge=1)
+    batch_size: int | Literal["auto"] = Field(
+        32, description="Examples per step, or 'auto': chosen by the model from the training data (logged)."
+    )
     eval_batch_size: int = Field(512, ge=1)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: Component(registry.schedulers, "constant") = Field(  # type: ignore[valid-type]

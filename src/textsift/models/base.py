@@ -31,3 +31,7 @@ class ModelSpec(Spec):
 
     def build(self, *, vocab_size: int, num_labels: int) -> Any:
         raise NotImplementedError
+
+    def auto_batch_size(self, num_examples: int, mean_length: float) -> int:
+        """The batch size ``trainer.batch_size: auto`` means for this model and training data."""
+        return 32

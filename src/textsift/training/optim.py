@@ -29,12 +29,14 @@ class SparseAdamW(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         sparse_lr: float | None = None,
+        sparse_eps: float | None = None,
     ) -> None:
         if lr <= 0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if sparse_lr is not None and sparse_lr <= 0:
             raise ValueError(f"Invalid sparse learning rate: {sparse_lr}")
-        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "sparse_lr": sparse_lr}
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+                    "sparse_lr": sparse_lr, "sparse_eps": sparse_eps}
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -52,6 +54,7 @@ class SparseAdamW(Optimizer):
                     p.index_add_(0, grad._indices()[0], grad._values(), alpha=-group["sparse_lr"] * factor)
                     continue
                 state = self.state[p]
+                grad = p.grad
                 if not state:
                     state["step"] = torch.zeros((), dtype=torch.float64)
                     state["exp_avg"] = torch.zeros_like(p)
@@ -59,19 +62,20 @@ class SparseAdamW(Optimizer):
                 state["step"] += 1
                 t = float(state["step"])
                 step_size = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                grad = p.grad
                 if grad.is_sparse:
                     if not grad.is_coalesced():
                         grad = grad.coalesce()
                     rows, values = grad._indices()[0], grad._values()  # rows are unique once coalesced
+                    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
                     m = exp_avg.index_select(0, rows).mul_(beta1).add_(values, alpha=1 - beta1)
                     v = exp_avg_sq.index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)
                     exp_avg.index_copy_(0, rows, m)
                     exp_avg_sq.index_copy_(0, rows, v)
-                    update = p.index_select(0, rows).addcdiv_(m, v.sqrt_().add_(eps), value=-step_size)
+                    sparse_eps = eps if group["sparse_eps"] is None else group["sparse_eps"]
+                    update = p.index_select(0, rows).addcdiv_(m, v.sqrt_().add_(sparse_eps), value=-step_size)
                     p.index_copy_(0, rows, update)
                 else:
+                    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
                     if wd:
                         p.mul_(1 - lr * wd)
                     exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)

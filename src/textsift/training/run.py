@@ -157,7 +157,8 @@ def train(
             checkpoint_path = run_dir / "checkpoint.safetensors"
             cbs += [MetricsLog(run_dir / "metrics.jsonl", config.trainer.log_every_steps), PeriodicCheckpoint(checkpoint_every_steps)]
         trainer = Trainer(
-            config.trainer, seed=config.seed, label_names=label_names, callbacks=cbs, checkpoint_path=checkpoint_path
+            config.trainer, seed=config.seed, model_spec=config.model, label_names=label_names, callbacks=cbs,
+            checkpoint_path=checkpoint_path,
         )
         state = trainer.fit(model, train_data, val_data, loss_fn=loss_fn, resume=resume and checkpoint_path is not None and checkpoint_path.exists())
         timings["train_s"] = time.perf_counter() - t
@@ -180,6 +181,7 @@ def train(
                 "git": _git(),
                 "data": {s: _fingerprint(getattr(config.data, s)) for s in ("train", "validation", "test")},
                 "training": {"epochs": state.epoch, "steps": state.global_step, "best_epoch": state.best_epoch,
+                             "batch_size": trainer.batch_size,
                              "stop_reason": state.stop_reason, "parameters": n_params, "timings": timings},
                 "metrics": metrics,
             }

@@ -60,6 +60,7 @@ class Trainer:
         config: TrainerConfig,
         *,
         seed: int,
+        model_spec: Any = None,
         label_names: Sequence[str],
         callbacks: Sequence[Callback] = (),
         checkpoint_path: Path | None = None,
@@ -68,6 +69,8 @@ class Trainer:
         self.seed = seed
         self.label_names = list(label_names)
         self.checkpoint_path = checkpoint_path
+        self.model_spec = model_spec
+        self.batch_size = 0
         self.device = resolve_device(config.device)
         self.state = TrainerState()
         self.callbacks: list[Callback] = list(callbacks)
@@ -85,6 +88,15 @@ class Trainer:
             getattr(cb, hook)(self, *args)
 
     # -- building ------------------------------------------------------------------------------
+    def _batch_size(self, train: EncodedDataset) -> int:
+        if self.config.batch_size != "auto":
+            return int(self.config.batch_size)
+        if self.model_spec is None:
+            raise ConfigError("trainer.batch_size: 'auto' needs the model's spec; give the Trainer model_spec=...")
+        size = self.model_spec.auto_batch_size(len(train), float(train.ids.lengths.mean()) if len(train) else 0.0)
+        logger.info("trainer.batch_size auto: %d (%d examples, %.0f ids each on average)", size, len(train), train.ids.lengths.mean())
+        return size
+
     def _build_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         spec = self.config.optimizer
         cls = import_path(spec.type)
@@ -142,10 +154,11 @@ class Trainer:
     ) -> TrainerState:
         cfg = self.config
         fmt = getattr(model, "input_format", "padded")
+        self.batch_size = self._batch_size(train)
         self.model = model.to(self.device)
         loss_fn = loss_fn.to(self.device)
         self.optimizer = self._build_optimizer(model)
-        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        steps_per_epoch = math.ceil(len(train) / self.batch_size)
         self.scheduler = cfg.scheduler.build(self.optimizer, steps_per_epoch * cfg.epochs)  # type: ignore[attr-defined]
         self.state.steps_per_epoch = steps_per_epoch
         self.state.total_steps = steps_per_epoch * cfg.epochs
@@ -157,7 +170,7 @@ class Trainer:
         lengths = train.ids.lengths
         while self.state.epoch < cfg.epochs and not self.state.should_stop:
             self._call("on_epoch_start")
-            batches = epoch_batches(lengths, cfg.batch_size, seed=self.seed, epoch=self.state.epoch, bucket=cfg.bucket_by_length)
+            batches = epoch_batches(lengths, self.batch_size, seed=self.seed, epoch=self.state.epoch, bucket=cfg.bucket_by_length)
             skip = self.state.step_in_epoch
             losses: list[float] = []
             for batch in train.iter_batches(batches[skip:], fmt):
