@@ -57,3 +57,38 @@ def tiny_config(train: Path, model: str = "bag", **overrides: object) -> dict:
             node = node.setdefault(p, {})
         node[last] = value
     return raw
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny random BERT (2 layers, hidden 32) and a WordPiece tokenizer trained here, saved like a hub model."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny_bert")
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    texts = [t for t, _ in TINY] + ["the cat sat on a mat", "stocks fell today", "a dog barks loudly"]
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
+    fast.save_pretrained(str(directory))
+    config = BertConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=37, max_position_embeddings=64)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(str(directory))
+    return directory
+
+
+def model_settings(name: str, tiny_bert_dir: Path | None) -> dict:
+    """A model's config with only its required settings filled (a transformer needs an encoder)."""
+    if name == "transformer":
+        return {"type": name, "pretrained": str(tiny_bert_dir)}
+    return {"type": name}

@@ -11,7 +11,7 @@ from textsift import registry
 from textsift.config import resolve
 from textsift.errors import ConfigError
 
-from conftest import TINY, tiny_config
+from conftest import TINY, model_settings, tiny_config
 
 MODELS = registry.models.names()
 
@@ -21,9 +21,10 @@ def test_every_builtin_model_is_covered():
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_builds_from_its_default_config(name, tiny_jsonl):
-    config = resolve({"data": {"train": str(tiny_jsonl)}, "model": name})
-    model = config.model.build(vocab_size=50, num_labels=3)
+def test_builds_from_its_default_config(name, tiny_jsonl, tiny_bert):
+    config = resolve({"data": {"train": str(tiny_jsonl)}, "model": model_settings(name, tiny_bert)})
+    tokenizer = config.tokenizer.build().fit([])
+    model = config.model.build(vocab_size=50, num_labels=3, tokenizer=tokenizer)
     batch = {"ids": torch.tensor([[1, 2, 3], [4, 5, 0]]), "lengths": torch.tensor([3, 2]),
              "offsets": torch.tensor([0, 3])}
     if config.model.input_format == "bag":
@@ -33,21 +34,25 @@ def test_builds_from_its_default_config(name, tiny_jsonl):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_rejects_a_bad_config_with_a_matching_message(name, tiny_jsonl):
+def test_rejects_a_bad_config_with_a_matching_message(name, tiny_jsonl, tiny_bert):
+    base = model_settings(name, tiny_bert)
     with pytest.raises(ConfigError, match=r"unknown setting 'model.not_a_setting'"):
-        resolve({"data": {"train": str(tiny_jsonl)}, "model": {"type": name, "not_a_setting": 1}})
+        resolve({"data": {"train": str(tiny_jsonl)}, "model": {**base, "not_a_setting": 1}})
     with pytest.raises(ConfigError, match=r"model.head.dropout: Input should be less than 1"):
-        resolve({"data": {"train": str(tiny_jsonl)}, "model": {"type": name, "head": {"dropout": 2}}})
+        resolve({"data": {"train": str(tiny_jsonl)}, "model": {**base, "head": {"dropout": 2}}})
     with pytest.raises(ConfigError, match=r"model.head.activation: Input should be 'relu'"):
-        resolve({"data": {"train": str(tiny_jsonl)}, "model": {"type": name, "head": {"activation": "swish"}}})
+        resolve({"data": {"train": str(tiny_jsonl)}, "model": {**base, "head": {"activation": "swish"}}})
 
 
 @pytest.fixture(scope="module", params=MODELS)
-def trained(request, tmp_path_factory):
+def trained(request, tmp_path_factory, tiny_bert):
     tmp = tmp_path_factory.mktemp(request.param)
     data = tmp / "tiny.jsonl"
     data.write_text("".join(f'{{"text": "{t}", "label": "{l}"}}\n' for t, l in TINY))
     raw = tiny_config(data, request.param, trainer__epochs=40)
+    raw["model"] = model_settings(request.param, tiny_bert)
+    if request.param == "transformer":  # a random tiny encoder needs a larger step than a pretrained one
+        raw["trainer"]["optimizer"] = {"lr": 2e-3}
     result = textsift.train(resolve(raw), tmp / "run")
     return request.param, result, tmp
 

@@ -63,6 +63,7 @@ def save_model_dir(
         atomic_write_text(tmp / "labels.json", json.dumps({"labels": labels}, ensure_ascii=False, indent=1))
         (tmp / "tokenizer").mkdir()
         tokenizer.save(tmp / "tokenizer")
+        config.model.save_extra(model, tmp)  # type: ignore[attr-defined]
         atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=1, default=str))
         if path.exists():
             old = path.with_name(f".{path.name}.old")
@@ -109,7 +110,9 @@ def load_model_dir(path: str | Path) -> tuple[Config, torch.nn.Module, Tokenizer
     weights_file = _require(path, "model.safetensors")
     tokenizer = config.tokenizer.build()  # type: ignore[attr-defined]
     tokenizer.load(_require(path, "tokenizer"))
-    model = config.model.build(vocab_size=tokenizer.vocab_size, num_labels=len(labels))  # type: ignore[attr-defined]
+    model = config.model.build_from_dir(  # type: ignore[attr-defined]
+        path, vocab_size=tokenizer.vocab_size, num_labels=len(labels), tokenizer=tokenizer
+    )
     try:
         weights = load_file(str(weights_file))
         model.load_state_dict(weights)

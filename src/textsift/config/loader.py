@@ -138,16 +138,20 @@ def _resolve_paths(raw: dict[str, Any], base_dir: Path) -> None:
             data[split] = str(candidate.resolve()) if candidate.exists() or not Path(value).exists() else str(Path(value).resolve())
 
 
-def _model_recommendations(raw: dict[str, Any]) -> dict[str, Any]:
+def _model_class(raw: dict[str, Any]) -> Any:
     model = raw.get("model", {"type": "bag"})
     name = model if isinstance(model, str) else (model.get("type", "bag") if isinstance(model, dict) else None)
     if not isinstance(name, str):
-        return {}
+        return None
     try:
-        cls = registry.models.get(name)
+        return registry.models.get(name)
     except RegistryError:
-        return {}  # reported by validation, with its dotted path
-    return copy.deepcopy(getattr(cls, "recommended", {}) or {})
+        return None  # reported by validation, with its dotted path
+
+
+def _model_recommendations(raw: dict[str, Any]) -> dict[str, Any]:
+    cls = _model_class(raw)
+    return copy.deepcopy(getattr(cls, "recommended", {}) or {}) if cls is not None else {}
 
 
 def resolve(raw: dict[str, Any], *, source: str = "config") -> Config:
@@ -159,6 +163,9 @@ def resolve(raw: dict[str, Any], *, source: str = "config") -> Config:
         except ImportError as exc:
             raise ConfigError(f"imports: cannot import '{module}' ({exc}). Install it or fix the module name.") from None
     merged = deep_merge(_model_recommendations(raw), raw)
+    model_cls = _model_class(merged)
+    if model_cls is not None and hasattr(model_cls, "fill_config"):
+        merged = model_cls.fill_config(merged)
     try:
         return Config.model_validate(merged)
     except ValidationError as exc:

@@ -146,6 +146,12 @@ class TrainerConfig(Section):
         default_factory=lambda: "cross_entropy", validate_default=True
     )
     grad_clip: float | None = Field(1.0, gt=0.0, description="Clip the gradient norm to this; null: no clipping.")
+    accumulate_grad_batches: int = Field(
+        1, ge=1, description="Split each batch into this many micro-batches (same update, less memory)."
+    )
+    precision: Literal["32", "bf16", "fp16"] = Field(
+        "32", description="bf16/fp16: mixed precision (autocast; fp16 with a grad scaler) on a GPU; fp32 elsewhere."
+    )
     main_metric: str = Field(
         "val/accuracy",
         description="The one metric for best-checkpoint selection, early stopping and tuning.",

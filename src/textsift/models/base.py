@@ -29,8 +29,21 @@ class ModelSpec(Spec):
 
     head: HeadSpec = Field(default_factory=HeadSpec)
 
-    def build(self, *, vocab_size: int, num_labels: int) -> Any:
+    def build(self, *, vocab_size: int, num_labels: int, tokenizer: Any = None) -> Any:
+        """The network, with fresh (or pretrained) weights. ``tokenizer`` is the fitted tokenizer."""
         raise NotImplementedError
+
+    def build_from_dir(self, directory: Any, *, vocab_size: int, num_labels: int, tokenizer: Any = None) -> Any:
+        """The network for a saved model directory (weights are loaded after); needs no download."""
+        return self.build(vocab_size=vocab_size, num_labels=num_labels, tokenizer=tokenizer)
+
+    def save_extra(self, model: Any, directory: Any) -> None:
+        """Write what ``build_from_dir`` needs besides the weights (nothing, for most models)."""
+
+    @classmethod
+    def fill_config(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """Complete a raw config from this model's settings (e.g. the tokenizer a model implies)."""
+        return raw
 
     def auto_batch_size(self, num_examples: int, mean_length: float) -> int:
         """The batch size ``trainer.batch_size: auto`` means for this model and training data."""

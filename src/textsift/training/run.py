@@ -146,7 +146,7 @@ def train(
 
         t = time.perf_counter()
         torch.manual_seed(config.seed)
-        model = config.model.build(vocab_size=tokenizer.vocab_size, num_labels=len(label_names))  # type: ignore[attr-defined]
+        model = config.model.build(vocab_size=tokenizer.vocab_size, num_labels=len(label_names), tokenizer=tokenizer)  # type: ignore[attr-defined]
         n_params = sum(p.numel() for p in model.parameters())
         logger.info("Model %s: %s parameters", config.model.type, f"{n_params:,}")
         counts = np.bincount(train_data.labels, minlength=len(label_names))  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import math
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textsift.batching import EncodedDataset, eval_batches, epoch_batches
+from textsift.batching import EncodedDataset, collate, eval_batches, epoch_batches
 from textsift.config.schema import TrainerConfig
 from textsift.errors import ConfigError
 from textsift.evaluation.metrics import classification_metrics
@@ -71,6 +72,9 @@ class Trainer:
         self.checkpoint_path = checkpoint_path
         self.model_spec = model_spec
         self.batch_size = 0
+        self.accumulate = config.accumulate_grad_batches
+        self.autocast_dtype: torch.dtype | None = None
+        self.scaler: Any = None
         self.device = resolve_device(config.device)
         self.state = TrainerState()
         self.callbacks: list[Callback] = list(callbacks)
@@ -88,6 +92,70 @@ class Trainer:
             getattr(cb, hook)(self, *args)
 
     # -- building ------------------------------------------------------------------------------
+    def _setup_precision(self) -> None:
+        wanted = self.config.precision
+        if wanted == "32":
+            return
+        dtype = torch.bfloat16 if wanted == "bf16" else torch.float16
+        if self.device.type != "cuda" or (wanted == "bf16" and not torch.cuda.is_bf16_supported()):
+            logger.info("trainer.precision %s: %s has no fast half precision; training in fp32.", wanted, self.device)
+            return
+        self.autocast_dtype = dtype
+        if wanted == "fp16":
+            self.scaler = torch.amp.GradScaler("cuda")
+
+    def _autocast(self) -> Any:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _step(self, batch_index: np.ndarray, train: EncodedDataset, fmt: str, loss_fn: torch.nn.Module) -> float:
+        """One optimizer update over ``batch_index``, in ``self.accumulate`` micro-batches.
+
+        Each micro-batch's mean loss is weighted by its share of the batch, so the update equals that
+        of the whole batch at once. Out of memory: halve the micro-batch, double the accumulation, retry.
+        """
+        model, optimizer = self.model, self.optimizer
+        assert model is not None and optimizer is not None
+        while True:
+            optimizer.zero_grad(set_to_none=True)
+            total = 0.0
+            try:
+                for part in np.array_split(batch_index, min(self.accumulate, len(batch_index))):
+                    tensors = to_tensors(collate(train.ids, part, fmt, train.labels), self.device)
+                    with self._autocast():
+                        logits = model(tensors)
+                        loss = loss_fn(logits.float(), tensors["labels"]) * (len(part) / len(batch_index))
+                    if self.scaler is not None:
+                        self.scaler.scale(loss).backward()
+                    else:
+                        loss.backward()
+                    total += float(loss.detach())
+                break
+            except torch.OutOfMemoryError:
+                micro = -(-len(batch_index) // self.accumulate)
+                if micro <= 1:
+                    raise
+                optimizer.zero_grad(set_to_none=True)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.accumulate *= 2
+                logger.warning(
+                    "Out of memory with micro-batches of %d: halving them to %d and doubling gradient accumulation "
+                    "to %d; the effective batch stays %d.", micro, -(-len(batch_index) // self.accumulate),
+                    self.accumulate, len(batch_index),
+                )
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], self.config.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
+        return total
+
     def _batch_size(self, train: EncodedDataset) -> int:
         if self.config.batch_size != "auto":
             return int(self.config.batch_size)
@@ -157,6 +225,9 @@ class Trainer:
         self.batch_size = self._batch_size(train)
         self.model = model.to(self.device)
         loss_fn = loss_fn.to(self.device)
+        self._setup_precision()
+        if hasattr(model, "on_train_epoch_start"):
+            model.on_train_epoch_start(self.state.epoch)
         self.optimizer = self._build_optimizer(model)
         steps_per_epoch = math.ceil(len(train) / self.batch_size)
         self.scheduler = cfg.scheduler.build(self.optimizer, steps_per_epoch * cfg.epochs)  # type: ignore[attr-defined]
@@ -173,18 +244,12 @@ class Trainer:
             batches = epoch_batches(lengths, self.batch_size, seed=self.seed, epoch=self.state.epoch, bucket=cfg.bucket_by_length)
             skip = self.state.step_in_epoch
             losses: list[float] = []
-            for batch in train.iter_batches(batches[skip:], fmt):
-                tensors = to_tensors(batch, self.device)
-                logits = model(tensors)
-                loss = loss_fn(logits, tensors["labels"])
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                self.optimizer.step()
-                self.state.lr = self.optimizer.param_groups[0]["lr"]
+            if hasattr(model, "on_train_epoch_start"):
+                model.on_train_epoch_start(self.state.epoch)  # e.g. freeze or unfreeze layers
+            for batch_index in batches[skip:]:
+                value = self._step(batch_index, train, fmt, loss_fn)
+                self.state.lr = max(g["lr"] for g in self.optimizer.param_groups)
                 self.scheduler.step()
-                value = loss.item()
                 losses.append(value)
                 self.state.global_step += 1
                 self.state.step_in_epoch += 1

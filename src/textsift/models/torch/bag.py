@@ -47,7 +47,7 @@ class BagSpec(ModelSpec):
         wanted = max(num_examples, 1) / 120 * max(1.0, mean_length / 100)
         return int(min(512, max(64, 2 ** round(math.log2(max(wanted, 1.0))))))
 
-    def build(self, *, vocab_size: int, num_labels: int) -> "BagClassifier":
+    def build(self, *, vocab_size: int, num_labels: int, tokenizer: Any = None) -> "BagClassifier":
         return BagClassifier(self, vocab_size, num_labels)
 
 

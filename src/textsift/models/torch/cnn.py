@@ -29,7 +29,7 @@ class CnnSpec(ModelSpec):
     activation: Activation = "relu"
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
 
-    def build(self, *, vocab_size: int, num_labels: int) -> "CnnClassifier":
+    def build(self, *, vocab_size: int, num_labels: int, tokenizer: Any = None) -> "CnnClassifier":
         return CnnClassifier(self, vocab_size, num_labels)
 
 

@@ -27,7 +27,7 @@ class RnnSpec(ModelSpec):
     pooling: Literal["last", "mean", "max"] = "max"
     dropout: float = Field(0.2, ge=0.0, lt=1.0, description="Dropout on embeddings and between layers.")
 
-    def build(self, *, vocab_size: int, num_labels: int) -> "RnnClassifier":
+    def build(self, *, vocab_size: int, num_labels: int, tokenizer: Any = None) -> "RnnClassifier":
         return RnnClassifier(self, vocab_size, num_labels)
 
 

@@ -1,0 +1,158 @@
+"""Fine-tuned pretrained encoders (BERT family) from a local directory or the Hugging Face hub."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from textsift import registry
+from textsift.errors import ConfigError, ModelDirError
+from textsift.models.base import ModelSpec
+from textsift.models.torch.heads import ClassificationHead, TorchClassifier
+
+_LAYER = re.compile(r"\.layers?\.(\d+)\.")
+
+
+@registry.models.register("transformer")
+class TransformerSpec(ModelSpec):
+    """A pretrained encoder (``AutoModel``), pooled, under the shared classification head."""
+
+    type: Literal["transformer"] = "transformer"
+    recommended: ClassVar[dict[str, Any]] = {
+        "tokenizer": {"type": "pretrained", "max_length": 128},
+        "trainer": {
+            "epochs": 3, "batch_size": 32, "grad_clip": 1.0, "early_stopping": None,
+            "optimizer": {"type": "torch.optim:AdamW", "lr": 5e-5, "weight_decay": 0.01},
+            "scheduler": {"type": "linear", "warmup_ratio": 0.1},
+        },
+    }
+    pretrained: str = Field(description="Local directory or hub name of the encoder (e.g. bert-base-uncased).")
+    pooling: Literal["cls", "mean", "max", "weighted"] = Field(
+        "cls", description="First token, masked mean or max over tokens, or a learned mix of all hidden layers."
+    )
+    freeze_embeddings: bool = Field(False, description="Keep the embedding layer frozen (until unfreeze_at_epoch).")
+    freeze_layers: int = Field(0, ge=0, description="Keep the lowest N encoder layers frozen (until unfreeze_at_epoch).")
+    unfreeze_at_epoch: int | None = Field(
+        None, ge=1, description="Unfreeze everything from this epoch on (1-based); null: frozen throughout."
+    )
+    layer_lr_decay: float = Field(
+        1.0, gt=0.0, le=1.0, description="Layer-wise LR decay: layer i from the top trains at lr * decay**i."
+    )
+    head_lr: float | None = Field(None, gt=0.0, description="Learning rate of the head; null: trainer.optimizer.lr.")
+
+    @classmethod
+    def fill_config(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        tokenizer, model = raw.get("tokenizer"), raw.get("model")
+        if isinstance(tokenizer, dict) and tokenizer.get("type") == "pretrained" and tokenizer.get("name") is None:
+            if isinstance(model, dict) and isinstance(model.get("pretrained"), str):
+                raw = {**raw, "tokenizer": {**tokenizer, "name": model["pretrained"]}}
+        return raw
+
+    def build(self, *, vocab_size: int, num_labels: int, tokenizer: Any = None) -> "TransformerClassifier":
+        from transformers import AutoModel
+
+        try:
+            encoder = AutoModel.from_pretrained(self.pretrained)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"model.pretrained: cannot load '{self.pretrained}': {str(exc).splitlines()[0]} "
+                "Give a local directory with config.json and weights, or a hub name reachable from here."
+            ) from None
+        return TransformerClassifier(self, encoder, num_labels, tokenizer)
+
+    def build_from_dir(self, directory: Path, *, vocab_size: int, num_labels: int, tokenizer: Any = None) -> "TransformerClassifier":
+        from transformers import AutoConfig, AutoModel
+
+        encoder_dir = directory / "encoder"
+        if not (encoder_dir / "config.json").is_file():
+            raise ModelDirError(f"{directory}: missing encoder/config.json (the encoder's architecture).")
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(str(encoder_dir)))
+        return TransformerClassifier(self, encoder, num_labels, tokenizer)
+
+    def save_extra(self, model: "TransformerClassifier", directory: Path) -> None:
+        (directory / "encoder").mkdir(exist_ok=True)
+        model.encoder.config.to_json_file(str(directory / "encoder" / "config.json"))
+
+
+class TransformerClassifier(TorchClassifier):
+    def __init__(self, spec: TransformerSpec, encoder: nn.Module, num_labels: int, tokenizer: Any) -> None:
+        super().__init__()
+        self.spec = spec
+        self.encoder = encoder
+        config = encoder.config
+        ids = getattr(tokenizer, "special_ids", {}) if tokenizer is not None else {}
+        self.pad_id = ids.get("pad") if ids.get("pad") is not None else (config.pad_token_id or 0)
+        self.sep_id = ids.get("sep")
+        self.use_token_types = getattr(config, "type_vocab_size", 1) > 1 and self.sep_id is not None
+        n_layers = config.num_hidden_layers
+        self.num_layers = n_layers
+        if spec.pooling == "weighted":
+            self.layer_weights = nn.Parameter(torch.zeros(n_layers + 1))
+        self.head = ClassificationHead(spec.head, config.hidden_size, num_labels)
+        self._frozen: bool | None = None
+
+    # -- forward --------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids, lengths = batch["ids"], batch["lengths"]
+        mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]
+        ids = ids.masked_fill(~mask, self.pad_id)
+        inputs: dict[str, torch.Tensor] = {"input_ids": ids, "attention_mask": mask.long()}
+        if self.use_token_types:  # second text of a pair: everything after the first separator
+            after_sep = torch.cumsum((ids == self.sep_id).long(), dim=1) - (ids == self.sep_id).long()
+            inputs["token_type_ids"] = ((after_sep > 0) & mask).long()
+        weighted = self.spec.pooling == "weighted"
+        out = self.encoder(**inputs, output_hidden_states=weighted)
+        if weighted:
+            stack = torch.stack(out.hidden_states, dim=0)  # [layers + 1, B, L, H]
+            hidden = (torch.softmax(self.layer_weights, 0)[:, None, None, None] * stack).sum(0)
+        else:
+            hidden = out.last_hidden_state
+        m = mask[:, :, None].to(hidden.dtype)
+        if self.spec.pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self.spec.pooling == "max":
+            pooled = hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).max(1).values
+        else:  # mean, weighted
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+        return self.head(pooled)
+
+    # -- fine-tuning controls -------------------------------------------------------------------
+    def _depth(self, name: str) -> int:
+        """0 for embeddings, i + 1 for encoder layer i, num_layers + 1 for everything above."""
+        if "embeddings" in name:
+            return 0
+        found = _LAYER.search(name)
+        return int(found.group(1)) + 1 if found else self.num_layers + 1
+
+    def on_train_epoch_start(self, epoch: int) -> None:
+        """``epoch`` is 0-based. Freezes the configured lower part until ``unfreeze_at_epoch``."""
+        spec = self.spec
+        frozen = (spec.freeze_embeddings or spec.freeze_layers > 0) and (
+            spec.unfreeze_at_epoch is None or epoch + 1 < spec.unfreeze_at_epoch
+        )
+        if frozen == self._frozen:
+            return
+        self._frozen = frozen
+        for name, param in self.encoder.named_parameters():
+            depth = self._depth("encoder." + name)
+            lower = (depth == 0 and spec.freeze_embeddings) or (1 <= depth <= spec.freeze_layers)
+            param.requires_grad_(not (frozen and lower))
+
+    def parameter_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+        """Layer-wise learning rates (decaying from the top layer down), the head's own rate, and no
+        weight decay on biases and norms."""
+        groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+        top = self.num_layers + 1
+        for name, param in self.named_parameters():
+            if name.startswith("head.") or name == "layer_weights":
+                group_lr = self.spec.head_lr or lr
+            else:
+                group_lr = lr * self.spec.layer_lr_decay ** (top - self._depth(name))
+            decay = 0.0 if param.ndim < 2 else weight_decay
+            groups.setdefault((group_lr, decay), []).append(param)
+        return [{"params": ps, "lr": g_lr, "weight_decay": wd} for (g_lr, wd), ps in sorted(groups.items(), key=lambda x: x[0])]

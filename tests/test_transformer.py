@@ -1,0 +1,198 @@
+"""Fine-tuning controls of the transformer model, on a tiny random BERT (see conftest.tiny_bert)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+import textsift
+from textsift.batching import EncodedDataset
+from textsift.config import resolve
+from textsift.data.example import Example
+from textsift.training.trainer import Trainer
+
+from conftest import TINY, tiny_config, write_jsonl
+
+
+def _config(tiny_bert, data, **model):
+    raw = tiny_config(data, "transformer", trainer__epochs=2)
+    raw["model"] = {"type": "transformer", "pretrained": str(tiny_bert), **model}
+    return resolve(raw)
+
+
+def _built(config, num_labels=2):
+    tok = config.tokenizer.build().fit([])
+    return tok, config.model.build(vocab_size=tok.vocab_size, num_labels=num_labels, tokenizer=tok)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean", "max", "weighted"])
+def test_every_pooling_mode_trains_and_ignores_padding(pooling, tiny_bert, tiny_jsonl):
+    config = _config(tiny_bert, tiny_jsonl, pooling=pooling)
+    tok, model = _built(config)
+    model.eval()
+    ids = tok.encode([Example(text="a happy day"), Example(text="an awful depressing sad movie today")])
+    lengths = torch.tensor(ids.lengths)
+    padded = torch.zeros(2, int(lengths.max()), dtype=torch.long)
+    for i in range(2):
+        padded[i, : lengths[i]] = torch.tensor(ids[i])
+    batch = model({"ids": padded, "lengths": lengths})
+    alone = model({"ids": torch.from_numpy(ids[0][None, :]), "lengths": lengths[:1]})
+    torch.testing.assert_close(batch[:1], alone, atol=1e-5, rtol=1e-4)
+    if pooling == "weighted":
+        assert model.layer_weights.shape == (3,)  # embeddings + 2 layers
+    result = textsift.train(config)
+    assert result.state.epoch == 2
+
+
+def test_tokenizer_name_defaults_to_the_encoder(tiny_bert, tiny_jsonl):
+    config = _config(tiny_bert, tiny_jsonl)
+    assert config.tokenizer.type == "pretrained" and config.tokenizer.name == str(tiny_bert)
+    assert config.trainer.optimizer.type == "torch.optim:AdamW" and config.trainer.scheduler.warmup_ratio == 0.1
+
+
+def test_freezing_then_unfreezing(tiny_bert, tiny_jsonl):
+    config = _config(tiny_bert, tiny_jsonl, freeze_embeddings=True, freeze_layers=1, unfreeze_at_epoch=2)
+    tok, model = _built(config)
+    emb = model.encoder.embeddings.word_embeddings.weight
+    low = model.encoder.encoder.layer[0].attention.self.query.weight
+    high = model.encoder.encoder.layer[1].attention.self.query.weight
+    start = {n: p.detach().clone() for n, p in (("emb", emb), ("low", low), ("high", high))}
+    examples = [Example(text=t, label=l) for t, l in TINY]
+    data = EncodedDataset(tok.encode(examples), np.array([0 if l == "neg" else 1 for _, l in TINY]))
+    trainer = Trainer(config.trainer.model_copy(update={"epochs": 1, "main_metric": "train/loss", "main_metric_mode": "min"}), seed=0, model_spec=config.model, label_names=["neg", "pos"])
+    trainer.fit(model, data, None, loss_fn=torch.nn.CrossEntropyLoss())
+    assert torch.equal(emb, start["emb"]) and torch.equal(low, start["low"])  # frozen in epoch 1
+    assert not torch.equal(high, start["high"])  # the layer above trained
+    model.on_train_epoch_start(1)  # epoch 2: everything unfreezes
+    assert emb.requires_grad and low.requires_grad
+    trainer2 = Trainer(config.trainer.model_copy(update={"epochs": 2, "main_metric": "train/loss", "main_metric_mode": "min"}), seed=0, model_spec=config.model, label_names=["neg", "pos"])
+    trainer2.state.epoch = 1
+    trainer2.fit(model, data, None, loss_fn=torch.nn.CrossEntropyLoss())
+    assert not torch.equal(emb, start["emb"]) and not torch.equal(low, start["low"])
+
+
+def test_layer_wise_learning_rates_and_head_rate(tiny_bert, tiny_jsonl):
+    config = _config(tiny_bert, tiny_jsonl, layer_lr_decay=0.5, head_lr=1e-2)
+    _, model = _built(config)
+    groups = model.parameter_groups(lr=1e-3, weight_decay=0.01)
+    by_param = {id(p): g for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    lr = lambda name: by_param[id(named[name])]["lr"]  # noqa: E731
+    assert lr("head.net.1.weight") == pytest.approx(1e-2)
+    assert lr("encoder.pooler.dense.weight") == pytest.approx(1e-3)  # above the top layer: full rate
+    assert lr("encoder.encoder.layer.1.attention.self.query.weight") == pytest.approx(5e-4)
+    assert lr("encoder.encoder.layer.0.attention.self.query.weight") == pytest.approx(2.5e-4)
+    assert lr("encoder.embeddings.word_embeddings.weight") == pytest.approx(1.25e-4)
+    assert by_param[id(named["encoder.encoder.layer.0.attention.self.query.bias"])]["weight_decay"] == 0.0
+    assert by_param[id(named["encoder.embeddings.LayerNorm.weight"])]["weight_decay"] == 0.0
+    assert by_param[id(named["encoder.encoder.layer.0.attention.self.query.weight"])]["weight_decay"] == 0.01
+    assert sum(len(g["params"]) for g in groups) == len(named)
+
+
+def _one_update(tiny_bert, data_path, accumulate: int, batch: int = 32) -> dict[str, torch.Tensor]:
+    rows = [{"text": f"{t} {i}", "label": l} for i in range(2) for t, l in TINY]  # 32 examples
+    data_path = write_jsonl(data_path, rows)
+    raw = tiny_config(data_path, "transformer", trainer__epochs=1)
+    raw["model"] = {"type": "transformer", "pretrained": str(tiny_bert), "head": {"dropout": 0.0}}
+    # SGD: the update is linear in the gradient (Adam's first step is about lr * sign(g), which turns
+    # rounding noise on near-zero gradients into differences of 2 * lr)
+    raw["trainer"].update({"batch_size": batch, "accumulate_grad_batches": accumulate, "bucket_by_length": False,
+                           "scheduler": {"type": "constant"}, "grad_clip": None,
+                           "optimizer": {"type": "torch.optim:SGD", "lr": 0.5, "weight_decay": 0.0}})
+    config = resolve(raw)
+    torch.manual_seed(0)  # the same head initialisation in every run compared
+    tok, model = _built(config)
+    model.encoder.config.hidden_dropout_prob = 0.0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    examples = [Example(text=r["text"], label=r["label"]) for r in rows]
+    data = EncodedDataset(tok.encode(examples), np.array([0 if r["label"] == "neg" else 1 for r in rows]))
+    trainer_config = config.trainer.model_copy(update={"main_metric": "train/loss", "main_metric_mode": "min"})
+    trainer = Trainer(trainer_config, seed=0, model_spec=config.model, label_names=["neg", "pos"])
+    trainer.fit(model, data, None, loss_fn=torch.nn.CrossEntropyLoss())
+    assert trainer.state.global_step == 1
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_four_micro_batches_of_8_equal_one_batch_of_32(tiny_bert, tmp_path):
+    whole = _one_update(tiny_bert, tmp_path / "a.jsonl", accumulate=1)
+    parts = _one_update(tiny_bert, tmp_path / "b.jsonl", accumulate=4)
+    for name in whole:
+        torch.testing.assert_close(parts[name], whole[name], atol=2e-6, rtol=1e-5)
+
+
+def test_out_of_memory_halves_the_micro_batch(tiny_bert, tmp_path, caplog, monkeypatch):
+    from textsift.models.torch.transformer import TransformerClassifier
+
+    real_forward = TransformerClassifier.forward
+
+    def forward(self, batch):  # simulate a device that holds at most 8 examples at once
+        if batch["ids"].shape[0] > 8:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(self, batch)
+
+    monkeypatch.setattr(TransformerClassifier, "forward", forward)
+    with caplog.at_level(logging.WARNING, logger="textsift"):
+        state = _one_update(tiny_bert, tmp_path / "c.jsonl", accumulate=1)
+    messages = [r.getMessage() for r in caplog.records if "Out of memory" in r.getMessage()]
+    assert len(messages) == 2  # 32 -> 16 -> 8
+    assert "doubling gradient accumulation to 4; the effective batch stays 32" in messages[-1]
+    monkeypatch.setattr(TransformerClassifier, "forward", real_forward)
+    reference = _one_update(tiny_bert, tmp_path / "d.jsonl", accumulate=4)
+    for name in reference:
+        torch.testing.assert_close(state[name], reference[name], atol=2e-6, rtol=1e-5)
+
+
+def test_text_pairs_use_token_types(tiny_bert, tmp_path):
+    rows = [{"a": t, "b": "the cat sat", "label": l} for t, l in TINY]
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    raw = tiny_config(data, "transformer", trainer__epochs=2)
+    raw["model"] = {"type": "transformer", "pretrained": str(tiny_bert)}
+    raw["data"]["reader"] = {"type": "jsonl", "text_column": "a", "text_pair_column": "b"}
+    config = resolve(raw)
+    tok, model = _built(config)
+    assert model.use_token_types
+    ids = tok.encode([Example(text="happy day", text_pair="the cat sat")])[0]
+    sep = tok.special_ids["sep"]
+    assert list(ids).count(sep) == 2
+    result = textsift.train(config, tmp_path / "run")
+    loaded = textsift.load(tmp_path / "run")
+    np.testing.assert_array_equal(
+        loaded.predict(["happy day"], pairs=["the cat sat"]).probabilities,
+        result.predictor.predict(["happy day"], pairs=["the cat sat"]).probabilities,
+    )
+
+
+def test_model_directory_is_self_contained(tiny_bert, tiny_jsonl, tmp_path):
+    import shutil
+
+    config = _config(tiny_bert, tiny_jsonl)
+    result = textsift.train(config, tmp_path / "run")
+    model_dir = tmp_path / "run" / "model"
+    assert (model_dir / "encoder" / "config.json").is_file() and (model_dir / "tokenizer" / "tokenizer.json").is_file()
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(model_dir, moved)
+    shutil.rmtree(tiny_bert.parent / "gone", ignore_errors=True)
+    loaded = textsift.load(moved)  # does not touch the original encoder directory
+    np.testing.assert_array_equal(loaded.predict(["happy"]).probabilities, result.predictor.predict(["happy"]).probabilities)
+
+
+def test_bad_encoder_path_is_a_clear_error(tiny_jsonl, tmp_path):
+    from textsift.errors import ConfigError
+
+    raw = tiny_config(tiny_jsonl, "transformer")
+    raw["model"] = {"type": "transformer", "pretrained": str(tmp_path / "no_such_encoder")}
+    with pytest.raises(ConfigError, match="Cannot load the tokenizer of"):
+        textsift.train(resolve(raw))
+
+
+def test_precision_falls_back_to_fp32_on_cpu(tiny_bert, tiny_jsonl, caplog):
+    raw = tiny_config(tiny_jsonl, "transformer", trainer__epochs=1, trainer__precision="bf16")
+    raw["model"] = {"type": "transformer", "pretrained": str(tiny_bert)}
+    with caplog.at_level(logging.INFO, logger="textsift"):
+        textsift.train(resolve(raw))
+    assert any("no fast half precision; training in fp32" in r.getMessage() for r in caplog.records)
