@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def train(
     if output is None:
         output = Path("runs") / f"{cfg.model.type.replace(':', '.')}-{time.strftime('%Y%m%d-%H%M%S')}"  # type: ignore[attr-defined]
     callbacks = []
-    if Settings.verbosity >= 0:
+    if Settings.verbosity >= 0 and int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 shows progress
         from textsift.cli.progress import ProgressBar
 
         callbacks.append(ProgressBar(err_console))

@@ -29,7 +29,8 @@ from textsift.evaluation.metrics import classification_metrics
 from textsift.modeldir import save_model_dir
 from textsift.predict import Predictor
 from textsift.training.callbacks import Callback, MetricsLog, PeriodicCheckpoint, TrainerState
-from textsift.training.trainer import Trainer
+from textsift.training import distributed
+from textsift.training.trainer import Trainer, resolve_device
 from textsift.util import atomic_write_text, file_fingerprint, seed_everything
 
 logger = logging.getLogger(__name__)
@@ -119,9 +120,13 @@ def train(
     """Train, evaluate on the test data (if any) and, with ``output``, save the run and its model directory."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    started_distributed = distributed.init_from_env(resolve_device(config.trainer.device))
+    main = distributed.is_main()
+    if not main:  # one rank speaks and writes: rank 0
+        logging.getLogger("textsift").setLevel(logging.WARNING)
     run_dir = Path(output) if output is not None else None
     handler: logging.Handler | None = None
-    if run_dir is not None:
+    if run_dir is not None and main:
         _prepare_run_dir(run_dir, config, resume)
         handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -153,9 +158,12 @@ def train(
         loss_fn = config.trainer.loss.build(counts)  # type: ignore[attr-defined]
         cbs = list(callbacks)
         checkpoint_path = None
+        distributed.barrier()  # rank 0 has prepared the run directory
         if run_dir is not None:
             checkpoint_path = run_dir / "checkpoint.safetensors"
-            cbs += [MetricsLog(run_dir / "metrics.jsonl", config.trainer.log_every_steps), PeriodicCheckpoint(checkpoint_every_steps)]
+            if main:
+                cbs += [MetricsLog(run_dir / "metrics.jsonl", config.trainer.log_every_steps)]
+            cbs += [PeriodicCheckpoint(checkpoint_every_steps)]  # saving itself happens on rank 0
         trainer = Trainer(
             config.trainer, seed=config.seed, model_spec=config.model, label_names=label_names, callbacks=cbs,
             checkpoint_path=checkpoint_path,
@@ -174,7 +182,7 @@ def train(
             logits = predictor.logits(splits.test.examples)
             metrics.update(classification_metrics(test_labels, logits.argmax(1), label_names, "test"))
             timings["test_s"] = time.perf_counter() - t
-        if run_dir is not None:
+        if run_dir is not None and main:
             meta = {
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "versions": _versions(),
@@ -191,6 +199,9 @@ def train(
         timings["total_s"] = time.perf_counter() - t0
         return TrainResult(predictor, metrics, state, run_dir, timings)
     finally:
+        if started_distributed:
+            distributed.barrier()
+            distributed.destroy()
         if handler is not None:
             logging.getLogger("textsift").removeHandler(handler)
             handler.close()

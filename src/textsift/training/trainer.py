@@ -19,6 +19,7 @@ from textsift.errors import ConfigError
 from textsift.evaluation.metrics import classification_metrics
 from textsift.registry import import_path
 from textsift.training import checkpoint as ckpt
+from textsift.training import distributed
 from textsift.training.callbacks import Callback, EarlyStopping, TrainerState, is_better
 from textsift.training.optim import SPARSE_CAPABLE
 
@@ -74,6 +75,7 @@ class Trainer:
         self.batch_size = 0
         self.accumulate = config.accumulate_grad_batches
         self.autocast_dtype: torch.dtype | None = None
+        self.ddp: Any = None
         self.scaler: Any = None
         self.device = resolve_device(config.device)
         self.state = TrainerState()
@@ -117,23 +119,29 @@ class Trainer:
         """
         model, optimizer = self.model, self.optimizer
         assert model is not None and optimizer is not None
+        forward = self.ddp if self.ddp is not None else model
+        world = distributed.world_size()
+        local = distributed.shard(batch_index)  # this rank's part; DDP averages the ranks' gradients
         while True:
             optimizer.zero_grad(set_to_none=True)
             total = 0.0
             try:
-                for part in np.array_split(batch_index, min(self.accumulate, len(batch_index))):
+                parts = np.array_split(local, min(self.accumulate, len(local)))
+                for i, part in enumerate(parts):
                     tensors = to_tensors(collate(train.ids, part, fmt, train.labels), self.device)
-                    with self._autocast():
-                        logits = model(tensors)
-                        loss = loss_fn(logits.float(), tensors["labels"]) * (len(part) / len(batch_index))
-                    if self.scaler is not None:
-                        self.scaler.scale(loss).backward()
-                    else:
-                        loss.backward()
-                    total += float(loss.detach())
+                    sync = self.ddp is None or i == len(parts) - 1
+                    with (contextlib.nullcontext() if sync else self.ddp.no_sync()), self._autocast():
+                        logits = forward(tensors)
+                        # weighted so that the (all-reduced) gradient is that of the whole global batch
+                        loss = loss_fn(logits.float(), tensors["labels"]) * (len(part) * world / len(batch_index))
+                        if self.scaler is not None:
+                            self.scaler.scale(loss).backward()
+                        else:
+                            loss.backward()
+                    total += float(loss.detach()) / world
                 break
             except torch.OutOfMemoryError:
-                micro = -(-len(batch_index) // self.accumulate)
+                micro = -(-len(local) // self.accumulate)
                 if micro <= 1:
                     raise
                 optimizer.zero_grad(set_to_none=True)
@@ -142,7 +150,7 @@ class Trainer:
                 self.accumulate *= 2
                 logger.warning(
                     "Out of memory with micro-batches of %d: halving them to %d and doubling gradient accumulation "
-                    "to %d; the effective batch stays %d.", micro, -(-len(batch_index) // self.accumulate),
+                    "to %d; the effective batch stays %d.", micro, -(-len(local) // self.accumulate),
                     self.accumulate, len(batch_index),
                 )
         if self.scaler is not None:
@@ -189,7 +197,7 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        if self.checkpoint_path is None:
+        if self.checkpoint_path is None or not distributed.is_main():
             return
         meta = {"state": self.state.to_json(), "callbacks": [cb.state_dict() for cb in self.callbacks]}
         ckpt.save_checkpoint(
@@ -229,6 +237,16 @@ class Trainer:
         if hasattr(model, "on_train_epoch_start"):
             model.on_train_epoch_start(self.state.epoch)
         self.optimizer = self._build_optimizer(model)
+        if distributed.active():
+            if hasattr(model, "sparse_parameters") and model.sparse_parameters():
+                raise ConfigError(
+                    "Distributed training: the sparse embeddings of this model do not train under "
+                    "DistributedDataParallel. Set model.sparse: false, or train it in one process (it takes seconds)."
+                )
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(model, device_ids=ids)
         steps_per_epoch = math.ceil(len(train) / self.batch_size)
         self.scheduler = cfg.scheduler.build(self.optimizer, steps_per_epoch * cfg.epochs)  # type: ignore[attr-defined]
         self.state.steps_per_epoch = steps_per_epoch
@@ -242,6 +260,8 @@ class Trainer:
         while self.state.epoch < cfg.epochs and not self.state.should_stop:
             self._call("on_epoch_start")
             batches = epoch_batches(lengths, self.batch_size, seed=self.seed, epoch=self.state.epoch, bucket=cfg.bucket_by_length)
+            if distributed.world_size() > 1:  # every rank needs an example of each step
+                batches = [b for b in batches if len(b) >= distributed.world_size()]
             skip = self.state.step_in_epoch
             losses: list[float] = []
             if hasattr(model, "on_train_epoch_start"):
@@ -296,7 +316,14 @@ class Trainer:
     def evaluate(self, data: EncodedDataset, *, prefix: str, loss_fn: torch.nn.Module | None = None) -> dict[str, float]:
         assert self.model is not None and data.labels is not None
         fmt = getattr(self.model, "input_format", "padded")
-        logits = predict_logits(self.model, data, fmt, self.config.eval_batch_size, self.device)
+        if distributed.active():  # each rank scores its share; every rank gets all logits
+            local = np.arange(distributed.rank(), len(data), distributed.world_size())
+            part = EncodedDataset(data.ids.take(local), None)
+            logits = distributed.gather_rows(
+                predict_logits(self.model, part, fmt, self.config.eval_batch_size, self.device), local, len(data)
+            )
+        else:
+            logits = predict_logits(self.model, data, fmt, self.config.eval_batch_size, self.device)
         metrics = classification_metrics(data.labels, logits.argmax(1), self.label_names, prefix)
         if loss_fn is not None:
             with torch.no_grad():
