@@ -6,6 +6,7 @@ import contextlib
 import inspect
 import logging
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -266,8 +267,10 @@ class Trainer:
             losses: list[float] = []
             if hasattr(model, "on_train_epoch_start"):
                 model.on_train_epoch_start(self.state.epoch)  # e.g. freeze or unfreeze layers
+            loop_start, examples = time.perf_counter(), 0
             for batch_index in batches[skip:]:
                 value = self._step(batch_index, train, fmt, loss_fn)
+                examples += len(batch_index)
                 self.state.lr = max(g["lr"] for g in self.optimizer.param_groups)
                 self.scheduler.step()
                 losses.append(value)
@@ -277,7 +280,9 @@ class Trainer:
                 self._call("on_batch_end", value)
             self.state.epoch += 1
             self.state.step_in_epoch = 0
-            metrics = {"epoch": float(self.state.epoch), "lr": self.state.lr}
+            loop_s = time.perf_counter() - loop_start
+            metrics = {"epoch": float(self.state.epoch), "lr": self.state.lr,
+                       "train/examples_per_s": examples / loop_s if loop_s > 0 else 0.0}
             if losses:
                 metrics["train/loss"] = float(np.mean(losses))
             if validation is not None:
