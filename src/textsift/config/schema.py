@@ -11,10 +11,10 @@ import inspect
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic_core import PydanticCustomError
 
 from textsift import registry
-from textsift.config.spec import Component, ComponentField, Section, Spec
+from textsift.config.spec import Component, ComponentField, Section
 from textsift.errors import RegistryError
 
 
@@ -198,4 +198,4 @@ class Config(Section):
         return self
 
 
-__all__ = ["Config", "DataConfig", "EarlyStoppingConfig", "OptimizerConfig", "TrainerConfig", "Spec", "core_schema"]
+__all__ = ["Config", "DataConfig", "EarlyStoppingConfig", "OptimizerConfig", "TrainerConfig"]
