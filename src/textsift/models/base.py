@@ -19,6 +19,17 @@ class HeadSpec(Section):
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before each linear layer of the head.")
 
 
+#: recommended settings of the sequence models trained from scratch (CNN, LSTM, GRU)
+SEQUENCE_MODEL_RECOMMENDED: dict[str, Any] = {
+    "tokenizer": {"type": "words", "max_length": 256},
+    "trainer": {
+        "epochs": 10, "batch_size": 32,
+        "optimizer": {"type": "torch.optim:AdamW", "lr": 2e-3, "weight_decay": 0.01},
+        "scheduler": {"type": "linear", "warmup_ratio": 0.05},
+    },
+}
+
+
 class ModelSpec(Spec):
     """A model's settings. ``build`` makes the network once the vocabulary and labels are known."""
 

@@ -9,7 +9,7 @@ from pydantic import Field
 from torch import nn
 
 from textsift import registry
-from textsift.models.base import Activation, ModelSpec
+from textsift.models.base import SEQUENCE_MODEL_RECOMMENDED, Activation, ModelSpec
 from textsift.models.torch.heads import ACTIVATIONS, ClassificationHead, TorchClassifier
 
 
@@ -18,11 +18,7 @@ class CnnSpec(ModelSpec):
     """Embedding, two convolution blocks (conv, layer norm, activation, dropout), global max pool, head."""
 
     type: Literal["cnn"] = "cnn"
-    recommended: ClassVar[dict[str, Any]] = {
-        "tokenizer": {"type": "words", "max_length": 256},
-        "trainer": {"epochs": 10, "batch_size": 32, "optimizer": {"type": "torch.optim:AdamW", "lr": 2e-3, "weight_decay": 0.01},
-                    "scheduler": {"type": "linear", "warmup_ratio": 0.05}},
-    }
+    recommended: ClassVar[dict[str, Any]] = SEQUENCE_MODEL_RECOMMENDED
     embed_dim: int = Field(128, ge=1)
     channels: int = Field(128, ge=1)
     kernel_size: int = Field(3, ge=1)

@@ -10,16 +10,12 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textsift import registry
-from textsift.models.base import ModelSpec
+from textsift.models.base import SEQUENCE_MODEL_RECOMMENDED, ModelSpec
 from textsift.models.torch.heads import ClassificationHead, TorchClassifier
 
 
 class RnnSpec(ModelSpec):
-    recommended: ClassVar[dict[str, Any]] = {
-        "tokenizer": {"type": "words", "max_length": 256},
-        "trainer": {"epochs": 10, "batch_size": 32, "optimizer": {"type": "torch.optim:AdamW", "lr": 2e-3, "weight_decay": 0.01},
-                    "scheduler": {"type": "linear", "warmup_ratio": 0.05}},
-    }
+    recommended: ClassVar[dict[str, Any]] = SEQUENCE_MODEL_RECOMMENDED
     embed_dim: int = Field(128, ge=1)
     hidden_size: int = Field(128, ge=1)
     layers: int = Field(1, ge=1)
