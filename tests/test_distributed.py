@@ -52,6 +52,9 @@ def test_torchrun_two_processes_match_one(tmp_path):
     # rank 0 alone wrote the run: one metrics log, one epoch line per epoch
     epochs = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines() if '"event": "epoch"' in x]
     assert [e["epoch"] for e in epochs] == [1.0, 2.0]
+    one_epochs = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines() if '"event": "epoch"' in x]
+    for a_epoch, b_epoch in zip(one_epochs, epochs):  # the logged loss is the whole batch's, not one rank's share
+        assert b_epoch["train/loss"] == pytest.approx(a_epoch["train/loss"], rel=2e-2)
     assert textsift.load(tmp_path / "two").predict(["a b c"]).labels[0] in ("sorted", "unsorted")
 
 

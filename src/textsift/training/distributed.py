@@ -72,6 +72,15 @@ def gather_rows(local: np.ndarray, local_index: np.ndarray, total: int) -> np.nd
     return out
 
 
+def all_mean(value: float) -> float:
+    """The mean of ``value`` over the ranks (itself when not distributed)."""
+    if not active():
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / world_size()
+
+
 def barrier() -> None:
     if active():
         dist.barrier()

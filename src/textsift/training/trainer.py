@@ -139,7 +139,7 @@ class Trainer:
                             self.scaler.scale(loss).backward()
                         else:
                             loss.backward()
-                    total += float(loss.detach()) / world
+                    total += float(loss.detach()) * len(batch_index) / (world * len(local))  # this rank's mean
                 break
             except torch.OutOfMemoryError:
                 micro = -(-len(local) // self.accumulate)
@@ -284,7 +284,7 @@ class Trainer:
             metrics = {"epoch": float(self.state.epoch), "lr": self.state.lr,
                        "train/examples_per_s": examples / loop_s if loop_s > 0 else 0.0}
             if losses:
-                metrics["train/loss"] = float(np.mean(losses))
+                metrics["train/loss"] = distributed.all_mean(float(np.mean(losses)))
             if validation is not None:
                 metrics.update(self.evaluate(validation, prefix="val", loss_fn=loss_fn))
             self._track_best(metrics)
