@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -165,6 +164,12 @@ class Trainer:
             optimizer.step()
         return total
 
+    def _epoch_batches(self, lengths: np.ndarray, epoch: int) -> list[np.ndarray]:
+        """The global batches of one epoch; the schedule's length is counted from this same list."""
+        batches = epoch_batches(lengths, self.batch_size, seed=self.seed, epoch=epoch, bucket=self.config.bucket_by_length)
+        world = distributed.world_size()
+        return [b for b in batches if len(b) >= world] if world > 1 else batches  # every rank needs an example
+
     def _batch_size(self, train: EncodedDataset) -> int:
         if self.config.batch_size != "auto":
             return int(self.config.batch_size)
@@ -235,8 +240,6 @@ class Trainer:
         self.model = model.to(self.device)
         loss_fn = loss_fn.to(self.device)
         self._setup_precision()
-        if hasattr(model, "on_train_epoch_start"):
-            model.on_train_epoch_start(self.state.epoch)
         self.optimizer = self._build_optimizer(model)
         if distributed.active():
             if hasattr(model, "sparse_parameters") and model.sparse_parameters():
@@ -248,7 +251,8 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(model, device_ids=ids)
-        steps_per_epoch = math.ceil(len(train) / self.batch_size)
+        lengths = train.ids.lengths
+        steps_per_epoch = len(self._epoch_batches(lengths, 0))
         self.scheduler = cfg.scheduler.build(self.optimizer, steps_per_epoch * cfg.epochs)  # type: ignore[attr-defined]
         self.state.steps_per_epoch = steps_per_epoch
         self.state.total_steps = steps_per_epoch * cfg.epochs
@@ -257,12 +261,9 @@ class Trainer:
         assert train.labels is not None
         self._call("on_fit_start")
         model.train()
-        lengths = train.ids.lengths
         while self.state.epoch < cfg.epochs and not self.state.should_stop:
             self._call("on_epoch_start")
-            batches = epoch_batches(lengths, self.batch_size, seed=self.seed, epoch=self.state.epoch, bucket=cfg.bucket_by_length)
-            if distributed.world_size() > 1:  # every rank needs an example of each step
-                batches = [b for b in batches if len(b) >= distributed.world_size()]
+            batches = self._epoch_batches(lengths, self.state.epoch)
             skip = self.state.step_in_epoch
             losses: list[float] = []
             if hasattr(model, "on_train_epoch_start"):
