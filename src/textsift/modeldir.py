@@ -8,6 +8,7 @@
       labels.json          the label set, in order
       tokenizer/           the fitted tokenizer (vocab.json, ngrams.safetensors or tokenizer.json)
       meta.json            package versions, git commit, data fingerprints, final metrics
+      calibration.json     the fitted temperature (only with temperature scaling)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from safetensors.torch import load_file, save
 
 from textsift.config import Config, dump_yaml, resolve
 from textsift.errors import ConfigError, ModelDirError
+from textsift.evaluation.calibration import Calibration
 from textsift.text.base import Tokenizer
 from textsift.util import atomic_write_bytes, atomic_write_text
 
@@ -49,7 +51,8 @@ def find_model_dir(path: str | Path) -> Path:
 
 
 def save_model_dir(
-    path: Path, *, config: Config, model: torch.nn.Module, tokenizer: Tokenizer, labels: list[str], meta: dict[str, Any]
+    path: Path, *, config: Config, model: torch.nn.Module, tokenizer: Tokenizer, labels: list[str], meta: dict[str, Any],
+    calibration: Calibration | None = None,
 ) -> None:
     """Write the directory next to ``path`` and move it into place, so a crash never leaves half of one."""
     path = Path(path)
@@ -65,6 +68,8 @@ def save_model_dir(
         tokenizer.save(tmp / "tokenizer")
         config.model.save_extra(model, tmp)  # type: ignore[attr-defined]
         atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=1, default=str))
+        if calibration is not None:
+            calibration.save(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

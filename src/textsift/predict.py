@@ -18,6 +18,8 @@ from textsift.batching import EncodedDataset
 from textsift.config import Config
 from textsift.data.example import Example
 from textsift.data.loading import examples_from_texts
+from textsift.evaluation.calibration import Calibration
+from textsift.evaluation.metrics import softmax
 from textsift.modeldir import find_model_dir, load_model_dir
 from textsift.text.base import Tokenizer
 from textsift.training.trainer import predict_logits, resolve_device
@@ -51,7 +53,7 @@ class Predictions:
 class Predictor:
     def __init__(
         self, config: Config, model: torch.nn.Module, tokenizer: Tokenizer, labels: list[str],
-        meta: dict[str, Any] | None = None, device: str = "cpu",
+        meta: dict[str, Any] | None = None, device: str = "cpu", calibration: Calibration | None = None,
     ) -> None:
         self.config = config
         self.model = model
@@ -62,12 +64,22 @@ class Predictor:
         self.model.to(self.device).eval()
         self.input_format = getattr(model, "input_format", "padded")
         self.path: Path | None = None  # the model directory, when loaded from one
+        self.calibration = calibration  # temperature scaling, when fitted
+
+    @property
+    def temperature(self) -> float:
+        return self.calibration.temperature if self.calibration is not None else 1.0
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Softmax of the logits, divided by the fitted temperature if there is one."""
+        return softmax(logits, self.temperature).astype(np.float32)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "Predictor":
         config, model, tokenizer, labels, meta = load_model_dir(path)
-        predictor = cls(config, model, tokenizer, labels, meta, device)
-        predictor.path = find_model_dir(path)
+        model_dir = find_model_dir(path)
+        predictor = cls(config, model, tokenizer, labels, meta, device, Calibration.load(model_dir))
+        predictor.path = model_dir
         return predictor
 
     def encode(self, examples: list[Example], labels: np.ndarray | None = None) -> EncodedDataset:
@@ -82,7 +94,7 @@ class Predictor:
 
     def predict_examples(self, examples: list[Example], batch_size: int | None = None) -> Predictions:
         logits = self.logits(examples, batch_size)
-        probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        probs = self.probabilities(logits)
         labels = [self.label_names[i] for i in probs.argmax(1)] if len(probs) else []
         return Predictions(labels, probs, self.label_names)
 

@@ -159,6 +159,10 @@ class TrainerConfig(Section):
     main_metric_mode: Literal["max", "min"] = "max"
     early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
     restore_best: bool = Field(True, description="Load the best epoch's weights (by main_metric) at the end.")
+    calibration: Literal["none", "temperature"] = Field(
+        "none", description="'temperature': after training, fit temperature scaling on the validation data "
+        "(saved in the model directory, used by predict; predicted labels do not change).",
+    )
     bucket_by_length: bool = Field(True, description="Batch examples of similar length together.")
     device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:1', or 'auto'.")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; null: torch's default.")
@@ -194,6 +198,11 @@ class Config(Section):
                 f"trainer.main_metric '{self.trainer.main_metric}' needs validation data, but there is no validation data: "
                 "set data.validation or data.validation_split > 0, or monitor a train/ metric "
                 "(trainer.main_metric: train/loss, main_metric_mode: min) and set trainer.early_stopping: null"
+            )
+        if self.trainer.calibration != "none" and not has_validation:
+            raise ValueError(
+                f"trainer.calibration '{self.trainer.calibration}' is fitted on validation data, but there is none: "
+                "set data.validation or data.validation_split > 0, or set trainer.calibration: none"
             )
         return self
 

@@ -25,7 +25,8 @@ from textsift.config import Config, config_to_dict, dump_yaml
 from textsift.data.generators import DatasetSpec
 from textsift.data.loading import load_splits
 from textsift.errors import CheckpointError
-from textsift.evaluation.metrics import classification_metrics
+from textsift.evaluation.calibration import Calibration, fit_temperature
+from textsift.evaluation.report import EvaluationData, write_report
 from textsift.modeldir import save_model_dir
 from textsift.predict import Predictor
 from textsift.training.callbacks import Callback, MetricsLog, PeriodicCheckpoint, TrainerState
@@ -176,12 +177,28 @@ def train(
             best = next((h for h in state.history if h["epoch"] == state.best_epoch), state.history[-1])
             metrics.update({k: v for k, v in best.items() if k.startswith("val/")})
         predictor = Predictor(config, model, tokenizer, label_names, device=config.trainer.device)
-        if splits.test is not None:
+        calibration: Calibration | None = None
+        if config.trainer.calibration == "temperature" and splits.validation is not None and val_data is not None:
+            calibration = fit_temperature(predictor.logits(splits.validation.examples), val_data.labels, splits.validation.name)
+            predictor.calibration = calibration
+            metrics["val/temperature"] = calibration.temperature
+        # the report is on the test data, or, without test data, on the validation data
+        reported = splits.test if splits.test is not None else splits.validation
+        if reported is not None:
             t = time.perf_counter()
-            test_labels = splits.labels.encode(splits.test)
-            logits = predictor.logits(splits.test.examples)
-            metrics.update(classification_metrics(test_labels, logits.argmax(1), label_names, "test"))
-            timings["test_s"] = time.perf_counter() - t
+            prefix = "test" if splits.test is not None else "val"
+            evaluated = EvaluationData(
+                examples=reported.examples, y_true=splits.labels.encode(reported), logits=predictor.logits(reported.examples),
+                label_names=label_names, temperature=predictor.temperature, source=reported.name,
+                fingerprint=_fingerprint(config.data.test) if prefix == "test" else None,
+                model_dir=str(run_dir / "model") if run_dir is not None else None,
+            )
+            if prefix == "test":
+                metrics.update(evaluated.metrics("test"))
+            if run_dir is not None and main:
+                write_report(run_dir / "report", evaluated, prefix=prefix, training_log=run_dir / "metrics.jsonl",
+                             title=f"{config.model.type} on {reported.name}")  # type: ignore[attr-defined]
+            timings[f"{prefix}_s"] = time.perf_counter() - t
         if run_dir is not None and main:
             meta = {
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -193,7 +210,8 @@ def train(
                              "stop_reason": state.stop_reason, "parameters": n_params, "timings": timings},
                 "metrics": metrics,
             }
-            save_model_dir(run_dir / "model", config=config, model=model, tokenizer=tokenizer, labels=label_names, meta=meta)
+            save_model_dir(run_dir / "model", config=config, model=model, tokenizer=tokenizer, labels=label_names, meta=meta,
+                           calibration=calibration)
             atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1))
             predictor.meta = meta
         timings["total_s"] = time.perf_counter() - t0

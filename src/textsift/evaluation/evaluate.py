@@ -1,0 +1,87 @@
+"""Evaluate a saved model on labeled data: metrics, an optional report, optional temperature scaling."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from textsift.data.example import Dataset
+from textsift.data.labels import LabelSet
+from textsift.data.loading import load_splits, read_source
+from textsift.errors import DataError
+from textsift.evaluation.calibration import Calibration, fit_temperature
+from textsift.evaluation.report import EvaluationData, write_report
+from textsift.predict import Predictor
+from textsift.util import file_fingerprint
+
+logger = logging.getLogger(__name__)
+
+
+def evaluation_data(predictor: Predictor, dataset: Dataset, batch_size: int | None = None) -> EvaluationData:
+    """Logits of ``predictor`` on ``dataset`` with the gold labels, ready for metrics and reports."""
+    y_true = LabelSet(predictor.label_names).encode(dataset)
+    logits = predictor.logits(dataset.examples, batch_size)
+    path = Path(dataset.name)
+    return EvaluationData(
+        examples=dataset.examples, y_true=y_true, logits=logits, label_names=predictor.label_names,
+        temperature=predictor.temperature, source=dataset.name,
+        fingerprint=file_fingerprint(path) if path.is_file() else None,
+        model_dir=str(predictor.path) if predictor.path is not None else None,
+    )
+
+
+def validation_data_of(predictor: Predictor) -> Dataset:
+    """The validation data the model was trained with, as its saved config names it."""
+    config = predictor.config
+    try:
+        if config.data.validation is not None:
+            return read_source(config.data.validation, config.data.reader)  # type: ignore[arg-type]
+        splits = load_splits(config)
+    except DataError as exc:
+        raise DataError(
+            f"Cannot read the validation data named in the model's config ({exc}). "
+            "Give the data to fit the temperature on with --calibration-data FILE."
+        ) from None
+    if splits.validation is None:
+        raise DataError(
+            "The model was trained without validation data, so there is none to fit the temperature on: "
+            "give held-out labeled data with --calibration-data FILE."
+        )
+    return splits.validation
+
+
+def calibrate(predictor: Predictor, dataset: Dataset, batch_size: int | None = None, save: bool = True) -> Calibration:
+    """Fit temperature scaling on ``dataset``, use it in ``predictor`` and save it into its model directory."""
+    y_true = LabelSet(predictor.label_names).encode(dataset)
+    calibration = fit_temperature(predictor.logits(dataset.examples, batch_size), y_true, dataset.name)
+    predictor.calibration = calibration
+    if save and predictor.path is not None:
+        calibration.save(predictor.path)
+        logger.info("Saved the temperature into %s/calibration.json; predict uses it from now on.", predictor.path)
+    return calibration
+
+
+def evaluate(
+    model_dir: str | Path, data: str | Path, *, report: str | Path | None = None, calibrate_on: str | Path | bool = False,
+    batch_size: int | None = None, prefix: str = "test",
+) -> dict[str, float]:
+    """Metrics of the model in ``model_dir`` on the labeled file ``data``.
+
+    ``calibrate_on``: True fits temperature scaling on the model's validation data, a path on that file;
+    the temperature is saved into the model directory first. ``report``: write the report there.
+    """
+    from textsift import load
+
+    predictor = load(model_dir)
+    dataset = read_source(str(Path(data).resolve()), predictor.config.data.reader)  # type: ignore[arg-type]
+    if calibrate_on is not False:
+        held_out = validation_data_of(predictor) if calibrate_on is True else read_source(
+            str(Path(calibrate_on).resolve()), predictor.config.data.reader  # type: ignore[arg-type]
+        )
+        if Path(held_out.name).is_file() and file_fingerprint(Path(held_out.name)) == file_fingerprint(Path(dataset.name)):
+            logger.warning("The temperature is fitted on the data being evaluated: its ECE will look better than on new data.")
+        calibrate(predictor, held_out, batch_size)
+    result = evaluation_data(predictor, dataset, batch_size)
+    if report is not None:
+        return write_report(report, result, prefix=prefix).metrics
+    return result.metrics(prefix)
