@@ -180,7 +180,7 @@ def cv_summary_png(metric_names: Sequence[str], per_fold: np.ndarray) -> bytes:
         ax.scatter(x + (fold - (len(per_fold) - 1) / 2) * 0.06, row, s=14, color="black", zorder=3,
                    label="folds" if fold == 0 else None)
     ax.set_xticks(x, labels=list(metric_names), rotation=30, ha="right")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(min(0.0, float(per_fold.min()) - 0.05), 1.15)
     ax.set_title(f"Cross-validation, {len(per_fold)} folds")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", ncols=2)
     return _png(fig)

@@ -23,7 +23,7 @@ import yaml
 from textsift.batching import EncodedDataset
 from textsift.config import Config, config_to_dict, dump_yaml
 from textsift.data.generators import DatasetSpec
-from textsift.data.loading import load_splits
+from textsift.data.loading import Splits, load_splits
 from textsift.errors import CheckpointError
 from textsift.evaluation.calibration import Calibration, fit_temperature
 from textsift.evaluation.report import EvaluationData, write_report
@@ -117,8 +117,12 @@ def train(
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
     checkpoint_every_steps: int | None = None,
+    splits: Splits | None = None,
 ) -> TrainResult:
-    """Train, evaluate on the test data (if any) and, with ``output``, save the run and its model directory."""
+    """Train, evaluate on the test data (if any) and, with ``output``, save the run and its model directory.
+
+    ``splits``: the data to use instead of reading the files the config names (cross-validation folds).
+    """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     started_distributed = distributed.init_from_env(resolve_device(config.trainer.device))
@@ -136,7 +140,7 @@ def train(
         if config.trainer.num_threads:
             torch.set_num_threads(config.trainer.num_threads)
         seed_everything(config.seed)
-        splits = load_splits(config)
+        splits = splits if splits is not None else load_splits(config)
         timings["read_s"] = time.perf_counter() - t0
 
         t = time.perf_counter()
