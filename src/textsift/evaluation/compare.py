@@ -98,9 +98,25 @@ def _indicators(y: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def weighted_scores(
+    weights: np.ndarray, y_true: np.ndarray, predictions: Sequence[np.ndarray], num_labels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy and macro-F1 of every system under each row of example weights: two (rows, systems) arrays."""
+    truth = _indicators(y_true, num_labels)
+    total = weights.sum(axis=1, keepdims=True)
+    correct = np.stack([(p == y_true).astype(np.float64) for p in predictions], axis=1)  # (n, S)
+    true_count = weights @ truth
+    f1 = []
+    for p in predictions:
+        pred = _indicators(p, num_labels)
+        tp, denom = weights @ (truth * pred), true_count + weights @ pred
+        f1.append(np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0).mean(axis=1))
+    return weights @ correct / total, np.stack(f1, axis=1)
+
+
 def paired_bootstrap(
     y_true: np.ndarray, predictions: Sequence[np.ndarray], num_labels: int, *, resamples: int = 10_000,
-    confidence: float = 0.95, seed: int = 0, chunk: int = 500,
+    seed: int = 0, chunk: int = 500,
 ) -> dict[str, np.ndarray]:
     """Bootstrap values of accuracy and macro-F1 for each system: arrays of shape (resamples, systems).
 
@@ -111,22 +127,14 @@ def paired_bootstrap(
     if n == 0:
         raise DataError("The paired bootstrap needs at least one test example.")
     rng = np.random.default_rng(seed)
-    truth = _indicators(y_true, num_labels)
-    correct = np.stack([(p == y_true).astype(np.float64) for p in predictions], axis=1)  # (n, S)
-    pred_ind = [_indicators(p, num_labels) for p in predictions]
-    tp_ind = [truth * p for p in pred_ind]
     acc, f1 = [], []
     done = 0
     while done < resamples:
         b = min(chunk, resamples - done)
         weights = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float64)  # (b, n): times each example is drawn
-        acc.append(weights @ correct / n)
-        true_count = weights @ truth
-        per_system = []
-        for pi, ti in zip(pred_ind, tp_ind):
-            tp, denom = weights @ ti, true_count + weights @ pi
-            per_system.append(np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0).mean(axis=1))
-        f1.append(np.stack(per_system, axis=1))
+        a, f = weighted_scores(weights, y_true, predictions, num_labels)
+        acc.append(a)
+        f1.append(f)
         done += b
     return {"accuracy": np.concatenate(acc), "macro_f1": np.concatenate(f1)}
 
@@ -155,7 +163,7 @@ def compare(
     preds = [np.array([index[v] for v in s.y_pred]) for s in systems]
     table = {s.name: {k.removeprefix("test/"): v for k, v in summary(classification_metrics(y_true, p, labels, "test"), "test").items()
                       if k.removeprefix("test/") in HEADLINE} for s, p in zip(systems, preds)}
-    boot = paired_bootstrap(y_true, preds, len(labels), resamples=resamples, confidence=confidence, seed=seed)
+    boot = paired_bootstrap(y_true, preds, len(labels), resamples=resamples, seed=seed)
     differences = []
     base = systems[0].name
     for j, s in enumerate(systems[1:], start=1):

@@ -122,16 +122,15 @@ def top_confused_pairs(matrix: np.ndarray, label_names: Sequence[str], k: int | 
 
 
 def error_rate_by_length(lengths: np.ndarray, correct: np.ndarray, n_bins: int = 8) -> list[dict[str, float]]:
-    """Error rate in length bins cut at quantiles (ties merged), shortest first."""
+    """Error rate in length bins of about equal size (upper bounds at quantiles, ties kept together), shortest first."""
     lengths = np.asarray(lengths)
     if len(lengths) == 0:
         return []
-    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, n_bins + 1), method="lower"))
-    if len(edges) == 1:
-        edges = np.array([edges[0], edges[0]])
-    index = np.clip(np.searchsorted(edges, lengths, side="right") - 1, 0, len(edges) - 2)
+    uppers = np.unique(np.quantile(lengths, np.linspace(0, 1, n_bins + 1)[1:], method="lower"))
+    uppers[-1] = lengths.max()
+    index = np.searchsorted(uppers, lengths, side="left")
     out = []
-    for b in range(len(edges) - 1):
+    for b in range(len(uppers)):
         mask = index == b
         if not mask.any():
             continue
