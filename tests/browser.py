@@ -1,0 +1,52 @@
+"""Find Debian's Chromium for the browser tests, installing it (apt-get) when it is missing and we may."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+# as root Chromium needs --no-sandbox; the rest stop it reaching for Google's services on a closed network
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+
+
+def find_chromium() -> Path | None:
+    explicit = os.environ.get("TEXTSIFT_CHROMIUM")
+    if explicit:
+        return Path(explicit)
+    for name in CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return None
+
+
+def install_chromium() -> str:
+    """``apt-get install chromium``; returns what went wrong, or '' on success."""
+    if shutil.which("apt-get") is None:
+        return "apt-get is not available"
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        return "installing needs root (run: sudo apt-get install -y chromium)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        if proc.returncode != 0:
+            return f"{' '.join(cmd)} failed: {proc.stderr.strip()[-500:]}"
+    return ""
+
+
+def ensure_chromium() -> Path:
+    path = find_chromium()
+    if path is None:
+        problem = install_chromium()
+        path = find_chromium()
+        if path is None:
+            raise RuntimeError(f"Chromium is needed for the browser tests and could not be installed: {problem or 'not found after install'}. "
+                               "Install Debian's chromium package, or set TEXTSIFT_CHROMIUM to a Chromium binary.")
+    return path
