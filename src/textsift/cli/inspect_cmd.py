@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def describe(model_dir: Path) -> dict:
         "git": predictor.meta.get("git", {}),
         "data": predictor.meta.get("data", {}),
         "created": predictor.meta.get("created"),
+        "calibration": dataclasses.asdict(predictor.calibration) if predictor.calibration is not None else None,
     }
 
 
@@ -71,6 +73,10 @@ def inspect_model(
             f"trained {training.get('epochs')} epochs ({training.get('steps')} steps), best epoch {training.get('best_epoch')}: "
             f"{training.get('stop_reason')}", markup=False, highlight=False,
         )
+    if info["calibration"]:
+        cal = info["calibration"]
+        console.print(f"temperature scaling: T={cal['temperature']:.3f}, fitted on {cal['fitted_on']} "
+                      f"(ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f})", markup=False, highlight=False)
     for key, value in info["metrics"].items():
         if "/per_label/" not in key:
             console.print(f"  {key} = {value:.4f}", markup=False, highlight=False)

@@ -34,6 +34,7 @@ def train(
     output: Path | None = typer.Option(None, "--output", "-o", help="Run directory (default: runs/MODEL-TIME)."),
     overrides: list[str] = typer.Option([], "--set", "-s", help="Override a setting: --set trainer.epochs=5."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip the evaluation report (plots, report.html) after training."),
     checkpoint_every: int | None = typer.Option(
         None, "--checkpoint-every", min=1, help="Also checkpoint every N steps (always at each epoch's end)."
     ),
@@ -68,11 +69,14 @@ def train(
         from textsift.cli.progress import ProgressBar
 
         callbacks.append(ProgressBar(err_console))
-    result = run_training(cfg, output, resume=resume, callbacks=callbacks, checkpoint_every_steps=checkpoint_every)
+    result = run_training(cfg, output, resume=resume, callbacks=callbacks, checkpoint_every_steps=checkpoint_every,
+                          report=not no_report)
     if result.metrics:
         test = {k: v for k, v in result.metrics.items() if k.startswith("test/")}
         shown = test or result.metrics
         console.print(summary_table(shown, "test metrics" if test else "validation metrics (best epoch)"))
     console.print(f"model directory: {result.model_dir}", markup=False, highlight=False)
+    if result.run_dir is not None and (result.run_dir / "report" / "report.html").is_file():
+        console.print(f"report: {result.run_dir / 'report' / 'report.html'}", markup=False, highlight=False)
     if "test/accuracy" in result.metrics:
         console.print(f"test accuracy: {result.metrics['test/accuracy']:.4f}", markup=False, highlight=False)

@@ -118,10 +118,12 @@ def train(
     callbacks: Sequence[Callback] = (),
     checkpoint_every_steps: int | None = None,
     splits: Splits | None = None,
+    report: bool = True,
 ) -> TrainResult:
     """Train, evaluate on the test data (if any) and, with ``output``, save the run and its model directory.
 
     ``splits``: the data to use instead of reading the files the config names (cross-validation folds).
+    ``report``: write the evaluation report (``run_dir/report/``) on the test data, or the validation data without it.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -199,7 +201,7 @@ def train(
             )
             if prefix == "test":
                 metrics.update(evaluated.metrics("test"))
-            if run_dir is not None and main:
+            if run_dir is not None and main and report:
                 write_report(run_dir / "report", evaluated, prefix=prefix, training_log=run_dir / "metrics.jsonl",
                              title=f"{config.model.type} on {reported.name}")  # type: ignore[attr-defined]
             timings[f"{prefix}_s"] = time.perf_counter() - t
