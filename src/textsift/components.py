@@ -13,3 +13,4 @@ import textsift.text.words  # noqa: F401
 import textsift.training.callbacks  # noqa: F401
 import textsift.training.losses  # noqa: F401
 import textsift.training.schedulers  # noqa: F401
+import textsift.workflow.builtin  # noqa: F401

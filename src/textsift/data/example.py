@@ -19,6 +19,7 @@ class Dataset:
 
     name: str
     examples: list[Example]
+    file: str | None = None  # a JSON Lines copy of exactly these examples, when one exists (workflow cache)
 
     def __len__(self) -> int:
         return len(self.examples)

@@ -25,6 +25,7 @@ from textsift.config import Config, config_to_dict, dump_yaml
 from textsift.data.generators import DatasetSpec
 from textsift.data.loading import Splits, load_splits
 from textsift.errors import CheckpointError
+from textsift.text.base import Tokenizer
 from textsift.evaluation.calibration import Calibration, fit_temperature
 from textsift.evaluation.report import EvaluationData, write_report
 from textsift.modeldir import save_model_dir
@@ -119,10 +120,12 @@ def train(
     checkpoint_every_steps: int | None = None,
     splits: Splits | None = None,
     report: bool = True,
+    tokenizer: Tokenizer | None = None,
 ) -> TrainResult:
     """Train, evaluate on the test data (if any) and, with ``output``, save the run and its model directory.
 
     ``splits``: the data to use instead of reading the files the config names (cross-validation folds).
+    ``tokenizer``: an already fitted tokenizer to use instead of fitting one on the training data.
     ``report``: write the evaluation report (``run_dir/report/``) on the test data, or the validation data without it.
     """
     timings: dict[str, float] = {}
@@ -146,9 +149,13 @@ def train(
         timings["read_s"] = time.perf_counter() - t0
 
         t = time.perf_counter()
-        tokenizer = config.tokenizer.build()  # type: ignore[attr-defined]
         label_names = splits.labels.names
-        train_data = EncodedDataset(tokenizer.fit_encode(splits.train.examples), splits.labels.encode(splits.train))
+        if tokenizer is None:
+            tokenizer = config.tokenizer.build()  # type: ignore[attr-defined]
+            train_ids = tokenizer.fit_encode(splits.train.examples)
+        else:
+            train_ids = tokenizer.encode(splits.train.examples)
+        train_data = EncodedDataset(train_ids, splits.labels.encode(splits.train))
         val_data = (
             EncodedDataset(tokenizer.encode(splits.validation.examples), splits.labels.encode(splits.validation))
             if splits.validation is not None else None
