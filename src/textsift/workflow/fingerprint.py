@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib
 import importlib.metadata
 import inspect
 import sys
@@ -105,7 +106,10 @@ def _resolve(chain: list[str], namespace: dict[str, Any]) -> Any:
     for part in chain[1:]:
         if not isinstance(obj, types.ModuleType):
             break
-        obj = getattr(obj, part, None)
+        found = getattr(obj, part, None)
+        if found is None:
+            found = _module(f"{obj.__name__}.{part}")
+        obj = found
     return obj
 
 
@@ -117,19 +121,32 @@ def _local_imports(node: ast.AST) -> dict[str, Any]:
     names: dict[str, Any] = {}
     for child in ast.walk(node):
         if isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
-            module = sys.modules.get(child.module)
+            module = _module(child.module)
             for alias in child.names:
                 value = getattr(module, alias.name, None) if module is not None else None
                 if value is None:
-                    value = sys.modules.get(f"{child.module}.{alias.name}")
+                    value = _module(f"{child.module}.{alias.name}")
                 if value is not None:
                     names[alias.asname or alias.name] = value
         elif isinstance(child, ast.Import):
             for alias in child.names:
-                module = sys.modules.get(alias.name)
+                module = _module(alias.name)
                 if module is not None:
                     names[alias.asname or alias.name.split(".")[0]] = module if alias.asname else sys.modules.get(alias.name.split(".")[0])
     return names
+
+
+def _module(name: str) -> types.ModuleType | None:
+    """The module if imported; textsift's own modules are imported here, so that what a function
+    imports lazily is followed whether or not it has run yet (fingerprints must not depend on that)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    if name == "textsift" or name.startswith("textsift."):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            return None
+    return None
 
 
 def _unwrap(obj: Any) -> Any:
