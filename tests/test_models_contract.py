@@ -136,3 +136,40 @@ def test_cnn_output_does_not_depend_on_padding():
     short = model({"ids": torch.tensor([[3, 4]]), "lengths": torch.tensor([2])})
     padded = model({"ids": torch.tensor([[3, 4, 0, 0, 0, 0, 0]]), "lengths": torch.tensor([2])})
     torch.testing.assert_close(short, padded)
+
+
+ARTS = ("film", "acting", "music", "story", "movie", "work")
+
+
+def multilabel_rows() -> list[dict]:
+    """TINY with label sets: the sentiment, plus 'arts' when the text is about a film, music or a story."""
+    return [{"text": t, "label": [l] + (["arts"] if any(w in t.split() for w in ARTS) else [])} for t, l in TINY]
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def trained_multilabel(request, tmp_path_factory, tiny_bert):
+    import json
+
+    tmp = tmp_path_factory.mktemp(f"ml-{request.param}")
+    data = tmp / "tiny_ml.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in multilabel_rows()))
+    raw = tiny_config(data, request.param, trainer__epochs=60)
+    raw["task"] = "multilabel"
+    raw["thresholds"] = {"tune": "none"}  # plain 0.5 thresholds: the model itself must separate the sets
+    raw["model"] = model_settings(request.param, tiny_bert)
+    raw["trainer"]["optimizer"] = {"lr": 2e-3 if request.param == "transformer" else 5e-3}
+    if request.param == "bag":
+        raw["trainer"]["optimizer"] = {"type": "textsift.training.optim:SparseAdamW", "lr": 0.1}
+    result = textsift.train(resolve(raw), tmp / "run")
+    return request.param, result, tmp
+
+
+def test_overfits_a_multilabel_fixture(trained_multilabel):
+    name, result, tmp = trained_multilabel
+    assert result.metrics["test/accuracy"] == 1.0, (name, result.metrics)  # every label set exactly right
+    assert result.metrics["test/label_cardinality"] == pytest.approx(sum(len(r["label"]) for r in multilabel_rows()) / 16)
+    preds = textsift.load(tmp / "run" / "model").predict([t for t, _ in TINY])
+    assert preds.multilabel and preds.labels == [sorted(r["label"], key=["arts", "neg", "pos"].index) for r in multilabel_rows()]
+    probs = preds.probabilities
+    assert probs.shape == (16, 3) and not np.allclose(probs.sum(axis=1), 1.0)  # independent sigmoids, not a softmax
+    np.testing.assert_array_equal(probs, result.predictor.predict([t for t, _ in TINY]).probabilities)

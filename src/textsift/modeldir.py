@@ -9,6 +9,7 @@
       tokenizer/           the fitted tokenizer (vocab.json, ngrams.safetensors or tokenizer.json)
       meta.json            package versions, git commit, data fingerprints, final metrics
       calibration.json     the fitted temperature (only with temperature scaling)
+      thresholds.json      decision thresholds (multilabel; binary with a tuned positive-class threshold)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from safetensors.torch import load_file, save
 from textsift.config import Config, dump_yaml, resolve
 from textsift.errors import ConfigError, ModelDirError
 from textsift.evaluation.calibration import Calibration
+from textsift.evaluation.thresholds import Decision
 from textsift.text.base import Tokenizer
 from textsift.util import atomic_write_bytes, atomic_write_text
 
@@ -52,7 +54,7 @@ def find_model_dir(path: str | Path) -> Path:
 
 def save_model_dir(
     path: Path, *, config: Config, model: torch.nn.Module, tokenizer: Tokenizer, labels: list[str], meta: dict[str, Any],
-    calibration: Calibration | None = None,
+    calibration: Calibration | None = None, decision: Decision | None = None,
 ) -> None:
     """Write the directory next to ``path`` and move it into place, so a crash never leaves half of one."""
     path = Path(path)
@@ -70,6 +72,8 @@ def save_model_dir(
         atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=1, default=str))
         if calibration is not None:
             calibration.save(tmp)
+        if decision is not None:
+            decision.save(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -51,6 +51,9 @@ class DataConfig(Section):
     labels: list[str] | None = Field(
         None, description="The label set, in order. Inferred (sorted) from the training data when absent."
     )
+    label_delimiter: str = Field(
+        ",", min_length=1, description="multilabel: the separator of labels in one text field ('joy,love'); lists need none.",
+    )
     validation_split: float = Field(
         0.1, ge=0.0, lt=1.0,
         description="Fraction of train held out (stratified) as validation when no validation data is given.",
@@ -170,10 +173,28 @@ class TrainerConfig(Section):
     log_every_steps: int = Field(50, ge=1)
 
 
+class ThresholdConfig(Section):
+    """How probabilities become labels: thresholds tuned on validation data (multilabel; binary's positive class)."""
+
+    tune: Literal["auto", "per_label", "global", "none"] = Field(
+        "auto", description="auto: per_label for multilabel, none for single-label. Binary single-label: per_label or "
+        "global tunes the positive class's threshold.",
+    )
+    metric: str | None = Field(
+        None, description="Metric the tuning maximises (macro_f1, micro_f1, ...); default: the main metric if it is an F1, else macro_f1.",
+    )
+    default: float = Field(0.5, gt=0.0, lt=1.0, description="Threshold before (or without) tuning.")
+    at_least_one: bool = Field(False, description="multilabel: an example with no label over its threshold gets its most probable label.")
+    top_k: int | None = Field(None, ge=1, description="multilabel: keep at most this many labels per example.")
+    positive_label: str | None = Field(None, description="binary: the positive class (default: the second label).")
+
+
 class Config(Section):
     """A complete run: data, tokenizer, model and trainer."""
 
-    task: Literal["single_label"] = Field("single_label", description="The kind of classification task.")
+    task: Literal["single_label", "multilabel"] = Field(
+        "single_label", description="single_label: one label per example (softmax); multilabel: a set of labels (sigmoids)."
+    )
     seed: int = 0
     imports: list[str] = Field(
         default_factory=list, description="Modules imported before validation, to register your own components."
@@ -186,6 +207,28 @@ class Config(Section):
         default_factory=lambda: "bag", validate_default=True
     )
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _multilabel_defaults(cls, data: Any) -> Any:
+        """A multilabel task trains with binary cross-entropy and selects on macro-F1 unless told otherwise."""
+        if isinstance(data, dict) and data.get("task") == "multilabel":
+            trainer = data.get("trainer")
+            trainer = dict(trainer) if isinstance(trainer, dict) else {}
+            trainer.setdefault("loss", "bce")
+            trainer.setdefault("main_metric", "val/macro_f1")
+            data = {**data, "trainer": trainer}
+        return data
+
+    @model_validator(mode="after")
+    def _loss_fits_the_task(self) -> "Config":
+        loss_type = self.trainer.loss.type  # type: ignore[attr-defined]
+        if self.task == "multilabel" and loss_type == "cross_entropy":
+            raise ValueError("trainer.loss 'cross_entropy' is a single-label loss (softmax); a multilabel task needs 'bce' (the default)")
+        if self.task == "single_label" and loss_type == "bce":
+            raise ValueError("trainer.loss 'bce' is for multilabel tasks; use 'cross_entropy', or set task: multilabel")
+        return self
 
     @model_validator(mode="after")
     def _validation_metrics_need_validation_data(self) -> "Config":
@@ -207,4 +250,4 @@ class Config(Section):
         return self
 
 
-__all__ = ["Config", "DataConfig", "EarlyStoppingConfig", "OptimizerConfig", "TrainerConfig"]
+__all__ = ["Config", "DataConfig", "EarlyStoppingConfig", "OptimizerConfig", "ThresholdConfig", "TrainerConfig"]

@@ -11,6 +11,7 @@ class Example:
     label: str | None = None
     text_pair: str | None = None
     row: int = 0  # where it came from (line or row number), for error messages
+    labels: tuple[str, ...] | None = None  # multi-label tasks: the set of labels (``label`` is then None)
 
 
 @dataclass
@@ -29,3 +30,7 @@ class Dataset:
 
     def labels(self) -> list[str]:
         return [ex.label for ex in self.examples]  # type: ignore[misc]
+
+    @property
+    def multilabel(self) -> bool:
+        return any(ex.labels is not None for ex in self.examples)

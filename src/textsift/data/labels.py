@@ -12,9 +12,12 @@ from textsift.errors import DataError
 
 
 class LabelSet:
-    def __init__(self, names: Sequence[str]) -> None:
+    """Label names in order. ``multilabel``: each example has a set of them (encoded as a 0/1 matrix)."""
+
+    def __init__(self, names: Sequence[str], multilabel: bool = False) -> None:
         self.names = list(names)
         self.index = {name: i for i, name in enumerate(self.names)}
+        self.multilabel = multilabel
 
     def __len__(self) -> int:
         return len(self.names)
@@ -23,7 +26,20 @@ class LabelSet:
         return isinstance(other, LabelSet) and other.names == self.names
 
     def encode(self, dataset: Dataset) -> np.ndarray:
-        """Label indices of every example; a label outside the set is an error naming the row."""
+        """Label indices of every example (multilabel: an examples x labels 0/1 matrix); a label outside
+        the set is an error naming the row."""
+        if self.multilabel:
+            matrix = np.zeros((len(dataset), len(self.names)), dtype=np.float32)
+            for i, ex in enumerate(dataset.examples):
+                for label in ex.labels or ():
+                    idx = self.index.get(label)
+                    if idx is None:
+                        raise DataError(
+                            f"{dataset.name}, row {ex.row}: label '{label}' is not in the label set "
+                            f"[{', '.join(self.names)}]. Add it to data.labels, or fix the row."
+                        )
+                    matrix[i, idx] = 1.0
+            return matrix
         out = np.empty(len(dataset), dtype=np.int64)
         for i, ex in enumerate(dataset.examples):
             idx = self.index.get(ex.label)  # type: ignore[arg-type]
@@ -36,7 +52,14 @@ class LabelSet:
         return out
 
     @classmethod
-    def infer(cls, dataset: Dataset, given: Sequence[str] | None = None) -> "LabelSet":
+    def infer(cls, dataset: Dataset, given: Sequence[str] | None = None, multilabel: bool = False) -> "LabelSet":
+        if multilabel:
+            counts = Counter(label for ex in dataset.examples for label in (ex.labels or ()))
+            label_set = cls(given if given is not None else sorted(counts), multilabel=True)
+            label_set.encode(dataset)
+            if len(label_set) < 2:
+                raise DataError(f"{dataset.name}: only the label(s) {sorted(counts)} occur; a classifier needs at least two.")
+            return label_set
         counts = Counter(ex.label for ex in dataset.examples)
         if given is not None:
             label_set = cls(given)

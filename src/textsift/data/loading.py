@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +28,69 @@ class Splits:
     labels: LabelSet
 
 
-def read_source(source: Any, reader: Reader, *, require_labels: bool = True) -> Dataset:
+def read_source(
+    source: Any, reader: Reader, *, require_labels: bool = True, task: str | None = "single_label", label_delimiter: str = ",",
+) -> Dataset:
     if isinstance(source, DatasetSpec):
-        return source.generate()
-    path = Path(source)
-    examples = reader.read(path, require_labels=require_labels)
-    if not examples:
-        raise DataError(f"{path}: no examples found (the file has no data rows).")
-    return Dataset(str(path), examples)
+        dataset = source.generate()
+    else:
+        path = Path(source)
+        examples = reader.read(path, require_labels=require_labels)
+        if not examples:
+            raise DataError(f"{path}: no examples found (the file has no data rows).")
+        dataset = Dataset(str(path), examples)
+    return fit_task(dataset, task, label_delimiter) if require_labels and task is not None else dataset
+
+
+def read_for(config: Config, source: Any, *, require_labels: bool = True) -> Dataset:
+    """Read ``source`` with the reader, task and label delimiter of ``config``."""
+    return read_source(source, config.data.reader, require_labels=require_labels, task=config.task,  # type: ignore[arg-type]
+                       label_delimiter=config.data.label_delimiter)
+
+
+def fit_task(dataset: Dataset, task: str, delimiter: str = ",") -> Dataset:
+    """Check the labels fit the task, before anything trains; multilabel: split 'a,b' strings into sets."""
+    if task == "multilabel":
+        examples = []
+        for ex in dataset.examples:
+            if ex.labels is None and ex.label is not None:
+                parts = tuple(p.strip() for p in ex.label.split(delimiter) if p.strip())
+                ex = replace(ex, label=None, labels=parts)
+            examples.append(ex)
+        if examples and all(len(ex.labels or ()) == 1 for ex in examples):
+            raise DataError(
+                f"{dataset.name}: task is multilabel, but every example has exactly one label: this looks like single-label "
+                f"data. Set task: single_label, or check data.label_delimiter ('{delimiter}') matches how the file separates labels."
+            )
+        return Dataset(dataset.name, examples, dataset.file)
+    for ex in dataset.examples:
+        if ex.labels is not None:
+            raise DataError(
+                f"{dataset.name}, row {ex.row}: the label is a list {list(ex.labels)}: this is multi-label data. "
+                "Set task: multilabel to train on label sets, or give one label per example."
+            )
+    if delimiter:
+        names = {ex.label for ex in dataset.examples if ex.label is not None}
+        for ex in dataset.examples:
+            if ex.label and delimiter in ex.label:
+                parts = [p.strip() for p in ex.label.split(delimiter)]
+                if len(parts) > 1 and all(p in names for p in parts):
+                    raise DataError(
+                        f"{dataset.name}, row {ex.row}: the label '{ex.label}' joins labels that occur on their own "
+                        f"({', '.join(parts)}): this looks like multi-label data. Set task: multilabel, or give one label per example."
+                    )
+    return dataset
 
 
 def stratified_split(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """Hold out ``fraction`` of each class (at least one example of every class with two or more)."""
     rng = np.random.default_rng(seed)
+    counts = Counter(label for ex in dataset.examples for label in (ex.labels or ()))
     by_label: dict[Any, list[int]] = {}
     for i, ex in enumerate(dataset.examples):
-        by_label.setdefault(ex.label, []).append(i)
+        # multilabel: stratify by the rarest label of the example (a cheap stand-in for iterative stratification)
+        key = ex.label if ex.labels is None else (min(ex.labels, key=lambda label: counts[label]) if ex.labels else "")
+        by_label.setdefault(key, []).append(i)
     held: list[int] = []
     for label in sorted(by_label, key=str):
         idx = np.array(by_label[label])
@@ -64,18 +111,17 @@ def stratified_split(dataset: Dataset, fraction: float, seed: int) -> tuple[Data
 
 
 def load_splits(config: Config) -> Splits:
-    reader: Reader = config.data.reader  # type: ignore[assignment]
-    train = read_source(config.data.train, reader)
-    labels = LabelSet.infer(train, config.data.labels)
-    validation = read_source(config.data.validation, reader) if config.data.validation is not None else None
+    train = read_for(config, config.data.train)
+    labels = LabelSet.infer(train, config.data.labels, multilabel=config.task == "multilabel")
+    validation = read_for(config, config.data.validation) if config.data.validation is not None else None
     if validation is None and config.data.validation_split > 0:
         train, validation = stratified_split(train, config.data.validation_split, config.seed)
         logger.info("No validation data given: held out %d stratified training examples.", len(validation))
-    test = read_source(config.data.test, reader) if config.data.test is not None else None
+    test = read_for(config, config.data.test) if config.data.test is not None else None
     for ds in (validation, test):
         if ds is not None:
             labels.encode(ds)  # fail now, with the row, on a label outside the set
-    counts = Counter(ex.label for ex in train.examples)
+    counts = Counter(label for ex in train.examples for label in (ex.labels if ex.labels is not None else (ex.label,)))
     logger.info("Train: %d examples, %d labels %s", len(train), len(labels), dict(sorted(counts.items())))
     return Splits(train, validation, test, labels)
 

@@ -116,10 +116,15 @@ class Reader(Spec):
                         f"{path}, row {row}: the label (column '{self.label_column}') is empty. "
                         "Every training and evaluation example needs a label: fill it in or remove the row."
                     )
-            elif isinstance(value, (list, dict)):
+            elif isinstance(value, list) or (hasattr(value, "tolist") and not isinstance(value, str)):
+                items = value if isinstance(value, list) else value.tolist()
+                if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in items):
+                    raise DataError(f"{path}, row {row}: the label list (column '{self.label_column}') holds {items!r}; expected label names.")
+                return Example(text=text, labels=tuple(str(v).strip() for v in items), text_pair=pair, row=row)
+            elif isinstance(value, dict):
                 raise DataError(
-                    f"{path}, row {row}: the label (column '{self.label_column}') is a {type(value).__name__}, "
-                    f"not a single label: {value!r}. A single_label task takes one label per example."
+                    f"{path}, row {row}: the label (column '{self.label_column}') is a mapping {value!r}, "
+                    "expected a label, or a list of labels for a multilabel task."
                 )
             else:
                 label = str(value).strip() if not isinstance(value, bool) else str(value).lower()

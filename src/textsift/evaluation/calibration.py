@@ -18,7 +18,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from textsift.errors import ModelDirError
-from textsift.evaluation.metrics import expected_calibration_error, softmax
+from textsift.evaluation.metrics import expected_calibration_error, sigmoid, softmax
 from textsift.util import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -28,8 +28,12 @@ MIN_T, MAX_T = 1e-2, 1e2
 
 
 def nll(logits: np.ndarray, y_true: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood: softmax for label indices, per-label sigmoid for a 0/1 matrix."""
     z = np.asarray(logits, np.float64) / temperature
-    return float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(y_true)), y_true]))
+    y = np.asarray(y_true)
+    if y.ndim == 2:  # binary cross-entropy, mean over examples and labels
+        return float(np.mean(np.logaddexp(0.0, z) - y * z))
+    return float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(y)), y]))
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,16 @@ class Calibration:
         return cal
 
 
+def _probs(logits: np.ndarray, y_true: np.ndarray, t: float) -> np.ndarray:
+    return sigmoid(logits, t) if np.asarray(y_true).ndim == 2 else softmax(logits, t)
+
+
 def fit_temperature(logits: np.ndarray, y_true: np.ndarray, fitted_on: str = "validation data") -> Calibration:
     """The temperature in [0.01, 100] that minimises the NLL of ``softmax(logits / T)`` on ``y_true``."""
     logits = np.asarray(logits, np.float64)
-    y_true = np.asarray(y_true, np.int64)
+    y_true = np.asarray(y_true)
+    if y_true.ndim == 1:
+        y_true = y_true.astype(np.int64)
     if len(y_true) == 0:
         raise ValueError("Temperature scaling needs at least one labeled example.")
     result = minimize_scalar(
@@ -79,8 +89,8 @@ def fit_temperature(logits: np.ndarray, y_true: np.ndarray, fitted_on: str = "va
         t, after = 1.0, before
     cal = Calibration(
         temperature=t, fitted_on=fitted_on, examples=int(len(y_true)), nll_before=before, nll_after=after,
-        ece_before=expected_calibration_error(softmax(logits), y_true),
-        ece_after=expected_calibration_error(softmax(logits, t), y_true),
+        ece_before=expected_calibration_error(_probs(logits, y_true, 1.0), y_true),
+        ece_after=expected_calibration_error(_probs(logits, y_true, t), y_true),
     )
     logger.info(
         "Temperature scaling on %s (%d examples): T=%.3f, NLL %.4f -> %.4f, ECE %.4f -> %.4f",

@@ -62,11 +62,11 @@ def load_report_predictions(path: Path) -> SystemPredictions:
 
 def predict_afresh(path: Path, data: Path) -> SystemPredictions:
     from textsift import load
-    from textsift.data.loading import read_source
+    from textsift.data.loading import read_for
     from textsift.evaluation.evaluate import evaluation_data
 
     predictor = load(path)
-    dataset = read_source(str(Path(data).resolve()), predictor.config.data.reader)  # type: ignore[arg-type]
+    dataset = read_for(predictor.config, str(Path(data).resolve()))
     ev = evaluation_data(predictor, dataset)
     names = predictor.label_names
     return SystemPredictions(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textsift.data.example import Dataset
 from textsift.data.labels import LabelSet
-from textsift.data.loading import load_splits, read_source
+from textsift.data.loading import load_splits, read_for
 from textsift.errors import DataError
 from textsift.evaluation.calibration import Calibration, fit_temperature
 from textsift.evaluation.report import EvaluationData, write_report
@@ -35,7 +35,7 @@ def validation_data_of(predictor: Predictor) -> Dataset:
     config = predictor.config
     try:
         if config.data.validation is not None:
-            return read_source(config.data.validation, config.data.reader)  # type: ignore[arg-type]
+            return read_for(config, config.data.validation)
         splits = load_splits(config)
     except DataError as exc:
         raise DataError(
@@ -73,11 +73,9 @@ def evaluate(
     from textsift import load
 
     predictor = load(model_dir)
-    dataset = read_source(str(Path(data).resolve()), predictor.config.data.reader)  # type: ignore[arg-type]
+    dataset = read_for(predictor.config, str(Path(data).resolve()))
     if calibrate_on is not False:
-        held_out = validation_data_of(predictor) if calibrate_on is True else read_source(
-            str(Path(calibrate_on).resolve()), predictor.config.data.reader  # type: ignore[arg-type]
-        )
+        held_out = validation_data_of(predictor) if calibrate_on is True else read_for(predictor.config, str(Path(calibrate_on).resolve()))
         if Path(held_out.name).is_file() and file_fingerprint(Path(held_out.name)) == file_fingerprint(Path(dataset.name)):
             logger.warning("The temperature is fitted on the data being evaluated: its ECE will look better than on new data.")
         calibrate(predictor, held_out, batch_size)

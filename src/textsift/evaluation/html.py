@@ -62,7 +62,7 @@ def render_report(
         f'<p class="meta">{_e(info["examples"])} examples from {_e(info["data"])} · model {_e(info["model_dir"])} · '
         f'{len(info["labels"])} labels · temperature {info["temperature"]:.3f} · {_e(info["created"])}</p>'
     )
-    present = [(a, t) for a, t in SECTIONS if a != "training" or "training_curves.png" in images]
+    present = [(a, t) for a, t in SECTIONS if (a != "training" or "training_curves.png" in images) and (a != "confidence" or "confidence.png" in images)]
     parts.append("<nav>" + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in present) + "</nav>")
 
     cards = [("accuracy", "accuracy"), ("macro_f1", "macro F1"), ("weighted_f1", "weighted F1"), ("mcc", "MCC"),
@@ -73,23 +73,36 @@ def render_report(
     ) + "</div>")
     parts.append(_table(["metric", "value"], [[k.removeprefix(prefix + "/"), int(v) if k.endswith("/examples") else v] for k, v in headline.items()]))
 
+    multilabel = info.get("task") == "multilabel"
     parts.append('<h2 id="per-label">Per label</h2>')
     parts.append(_img(images, "classification_report.png", "classification report heatmap"))
-    parts.append(_table(["label", "precision", "recall", "F1", "support", "predicted"],
-                        [[r["label"], r["precision"], r["recall"], r["f1"], r["support"], r["predicted"]] for r in per_label]))
+    columns = (["threshold"] if multilabel else []) + ["precision", "recall", "f1", "support", "predicted"]
+    parts.append(_table(["label", *columns], [[r["label"], *(r[c] for c in columns)] for r in per_label]))
 
-    parts.append('<h2 id="confusion">Confusion matrix</h2><p>Rows are true labels, columns predicted labels.</p>')
-    parts.append(_img(images, "confusion_matrix.png", "confusion matrix"))
+    if "confusion_matrix.png" in images:
+        parts.append('<h2 id="confusion">Confusion matrix</h2><p>Rows are true labels, columns predicted labels.</p>')
+        parts.append(_img(images, "confusion_matrix.png", "confusion matrix"))
+    if "per_label_confusion.png" in images:
+        parts.append('<h2 id="confusion">Per-label confusion counts</h2><p>Each label is a yes/no decision: '
+                     "true positives, missed labels (false negatives) and extra labels (false positives).</p>")
+        parts.append(_img(images, "per_label_confusion.png", "per-label confusion counts"))
+    if "pr_curves.png" in images:
+        parts.append(_img(images, "pr_curves.png", "precision-recall curves per label"))
+    if "binary_curves.png" in images:
+        parts.append("<h3>Precision-recall and ROC</h3>")
+        parts.append(_img(images, "binary_curves.png", "precision-recall and ROC curves"))
 
     parts.append('<h2 id="calibration">Calibration</h2><p>Expected calibration error over 15 equal-width confidence bins: '
-                 "the bin-weighted gap between accuracy and mean confidence.</p>")
+                 "the bin-weighted gap between accuracy and mean confidence"
+                 + (" (every label decision of every example counts as one prediction)." if multilabel else ".") + "</p>")
     parts.append(_img(images, "reliability.png", "reliability diagram"))
 
-    parts.append('<h2 id="confidence">Confidence</h2>')
-    parts.append(_img(images, "confidence.png", "confidence histograms"))
+    if "confidence.png" in images:
+        parts.append('<h2 id="confidence">Confidence</h2>')
+        parts.append(_img(images, "confidence.png", "confidence histograms"))
 
-    parts.append('<h2 id="pairs">Top confused pairs</h2>')
-    parts.append(_table(["true", "predicted", "count", "share of true label"],
+    parts.append('<h2 id="pairs">Top confused pairs</h2>' + ("<p>A missing label of an example next to an extra one.</p>" if multilabel else ""))
+    parts.append(_table(["missing" if multilabel else "true", "extra" if multilabel else "predicted", "count", "share of true label"],
                         [[p["true"], p["predicted"], p["count"], p["share_of_true"]] for p in pairs]) if pairs else "<p>No errors.</p>")
 
     parts.append('<h2 id="length">Errors by length</h2>')
@@ -97,7 +110,7 @@ def render_report(
     parts.append(_table(["words", "examples", "error rate"],
                         [[f"{r['min_length']}–{r['max_length']}", r["count"], r["error_rate"]] for r in by_length]))
 
-    shown = f"the {len(errors)} most confident of {n_errors}" if len(errors) < n_errors else f"all {n_errors}"
+    shown = f"the first {len(errors)} of {n_errors}" if len(errors) < n_errors else f"all {n_errors}"
     parts.append(f'<h2 id="errors">Errors</h2><p>Misclassified examples, {shown} (every one is in errors.csv).</p>')
     if errors:
         header = [h for h in errors[0] if h not in ("length_chars",)]

@@ -89,6 +89,11 @@ def expected_calibration_error(probabilities: np.ndarray, y_true: np.ndarray, n_
     """ECE of the top-label confidence: sum over bins of (bin share) * |accuracy - mean confidence|."""
     if len(y_true) == 0:
         return 0.0
+    if np.asarray(y_true).ndim == 2:  # multilabel: every (example, label) decision at 0.5 is one binary prediction
+        p = np.asarray(probabilities, np.float64).ravel()
+        conf = np.maximum(p, 1.0 - p)
+        correct = (p >= 0.5) == (np.asarray(y_true).ravel() > 0)
+        return calibration_bins(conf, correct, n_bins).ece
     conf = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == np.asarray(y_true)
     return calibration_bins(conf, correct, n_bins).ece
@@ -96,9 +101,17 @@ def expected_calibration_error(probabilities: np.ndarray, y_true: np.ndarray, n_
 
 def probability_metrics(probabilities: np.ndarray, y_true: np.ndarray, prefix: str = "test", n_bins: int = 15) -> dict[str, float]:
     """``{prefix}/ece``, ``{prefix}/nll`` (mean negative log-likelihood) and ``{prefix}/brier`` (multiclass)."""
-    y_true = np.asarray(y_true, np.int64)
     if len(y_true) == 0:
         return {}
+    if np.asarray(y_true).ndim == 2:
+        y = np.asarray(y_true, np.float64)
+        p = np.clip(np.asarray(probabilities, np.float64), 1e-12, 1 - 1e-12)
+        return {
+            f"{prefix}/ece": expected_calibration_error(probabilities, y_true, n_bins),
+            f"{prefix}/nll": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+            f"{prefix}/brier": float(np.mean((p - y) ** 2)),
+        }
+    y_true = np.asarray(y_true, np.int64)
     p_true = probabilities[np.arange(len(y_true)), y_true]
     onehot = np.zeros_like(probabilities, dtype=np.float64)
     onehot[np.arange(len(y_true)), y_true] = 1.0
@@ -138,3 +151,36 @@ def error_rate_by_length(lengths: np.ndarray, correct: np.ndarray, n_bins: int =
         out.append({"min_length": lo, "max_length": hi, "count": int(mask.sum()),
                     "error_rate": float(1.0 - np.mean(correct[mask]))})
     return out
+
+
+def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: Sequence[str], prefix: str = "test") -> dict[str, float]:
+    """Metrics of label sets (0/1 matrices, examples x labels), flat keys like :func:`classification_metrics`.
+
+    ``accuracy`` is subset accuracy (the whole set right); ``hamming_loss`` the share of wrong label
+    decisions; ``samples_*`` average over examples; ``label_cardinality`` the mean number of true labels.
+    """
+    from sklearn.metrics import hamming_loss
+
+    y_true = np.asarray(y_true).astype(np.int64)
+    y_pred = np.asarray(y_pred).astype(np.int64)
+    out: dict[str, float] = {f"{prefix}/accuracy": float(np.mean(np.all(y_true == y_pred, axis=1))) if len(y_true) else 0.0}
+    for average in ("macro", "micro", "weighted", "samples"):
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)
+        out[f"{prefix}/{average}_precision"] = float(p)
+        out[f"{prefix}/{average}_recall"] = float(r)
+        out[f"{prefix}/{average}_f1"] = float(f)
+    out[f"{prefix}/hamming_loss"] = float(hamming_loss(y_true, y_pred)) if len(y_true) else 0.0
+    out[f"{prefix}/label_cardinality"] = float(y_true.sum(axis=1).mean()) if len(y_true) else 0.0
+    out[f"{prefix}/predicted_cardinality"] = float(y_pred.sum(axis=1).mean()) if len(y_true) else 0.0
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    for i, name in enumerate(label_names):
+        key = f"{prefix}/per_label/{name}"
+        out[f"{key}/precision"] = float(p[i])
+        out[f"{key}/recall"] = float(r[i])
+        out[f"{key}/f1"] = float(f[i])
+        out[f"{key}/support"] = float(s[i])
+    return out
+
+
+def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64) / temperature))

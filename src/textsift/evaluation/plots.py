@@ -184,3 +184,78 @@ def cv_summary_png(metric_names: Sequence[str], per_fold: np.ndarray) -> bytes:
     ax.set_title(f"Cross-validation, {len(per_fold)} folds")
     ax.legend(loc="upper center", ncols=2)
     return _png(fig)
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(6, max(1, n))
+    return (n + cols - 1) // cols, cols
+
+
+def pr_curves_png(probabilities: np.ndarray, y_true: np.ndarray, label_names: Sequence[str], thresholds: Sequence[float] | None) -> bytes:
+    """One precision-recall curve per label (small multiples), with its average precision and the chosen threshold."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    rows, cols = _grid(len(label_names))
+    fig = Figure(layout="constrained", figsize=(2.6 * cols, 2.3 * rows))
+    for j, name in enumerate(label_names):
+        ax = fig.add_subplot(rows, cols, j + 1)
+        y = y_true[:, j]
+        if y.any():
+            precision, recall, cut = precision_recall_curve(y, probabilities[:, j])
+            ax.plot(recall, precision, color="tab:blue")
+            ap = average_precision_score(y, probabilities[:, j])
+            if thresholds is not None and len(cut):
+                k = min(int(np.searchsorted(cut, thresholds[j])), len(cut) - 1)
+                ax.plot(recall[k], precision[k], "o", color="tab:red", markersize=4)
+            ax.set_title(f"{name} (AP {ap:.2f}, n={int(y.sum())})", fontsize=8)
+        else:
+            ax.set_title(f"{name} (no positives)", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.tick_params(labelsize=6)
+    fig.suptitle("Precision-recall per label (red: the decision threshold)")
+    return _png(fig)
+
+
+def per_label_counts_png(label_names: Sequence[str], tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> bytes:
+    """Per-label confusion counts: true positives, false negatives (missed) and false positives (extra)."""
+    fig = Figure(layout="constrained", figsize=(8, float(np.clip(1.0 + 0.32 * len(label_names), 3.0, 16.0))))
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(len(label_names))
+    ax.barh(y, tp, color="tab:green", label="true positives")
+    ax.barh(y, fn, left=tp, color="tab:orange", label="false negatives (missed)")
+    ax.barh(y, fp, left=tp + fn, color="tab:red", alpha=0.7, label="false positives (extra)")
+    ax.set_yticks(y, labels=list(label_names))
+    ax.invert_yaxis()
+    ax.set_xlabel("examples")
+    ax.set_title("Per-label confusion counts")
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)
+
+
+def binary_curves_png(scores: np.ndarray, positive: np.ndarray, positive_name: str, threshold: float) -> bytes:
+    """Precision-recall and ROC curves of the positive class, with the decision threshold marked."""
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+
+    fig = Figure(layout="constrained", figsize=(10, 4.3))
+    ax = fig.add_subplot(1, 2, 1)
+    precision, recall, cut = precision_recall_curve(positive, scores)
+    ax.plot(recall, precision, color="tab:blue", label=f"AP {average_precision_score(positive, scores):.3f}")
+    if len(cut):
+        k = min(int(np.searchsorted(cut, threshold)), len(cut) - 1)
+        ax.plot(recall[k], precision[k], "o", color="tab:red", label=f"threshold {threshold:.2f}")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(f"Precision-recall ('{positive_name}' positive)")
+    ax.legend(loc="lower left")
+    ax2 = fig.add_subplot(1, 2, 2)
+    fpr, tpr, roc_cut = roc_curve(positive, scores)
+    ax2.plot(fpr, tpr, color="tab:purple", label=f"AUC {auc(fpr, tpr):.3f}")
+    ax2.plot([0, 1], [0, 1], "--", color="gray")
+    k = int(np.argmin(np.abs(roc_cut - threshold)))
+    ax2.plot(fpr[k], tpr[k], "o", color="tab:red", label=f"threshold {threshold:.2f}")
+    ax2.set_xlabel("false positive rate")
+    ax2.set_ylabel("true positive rate")
+    ax2.set_title("ROC")
+    ax2.legend(loc="lower right")
+    return _png(fig)

@@ -38,9 +38,10 @@ import numpy as np
 from textsift.data.example import Example
 from textsift.evaluation import plots
 from textsift.evaluation.html import render_report
+from textsift.evaluation.thresholds import Decision, default_decision
 from textsift.evaluation.metrics import (
     calibration_bins, classification_metrics, confusion_matrix, expected_calibration_error, error_rate_by_length, probability_metrics,
-    row_normalize, softmax, summary, top_confused_pairs,
+    multilabel_metrics, row_normalize, sigmoid, softmax, summary, top_confused_pairs,
 )
 from textsift.util import atomic_write_bytes, atomic_write_text
 
@@ -61,11 +62,24 @@ class EvaluationData:
     source: str = ""
     fingerprint: str | None = None
     model_dir: str | None = None
+    decision: Decision | None = None  # tuned thresholds (multilabel; binary positive class)
 
     def __post_init__(self) -> None:
+        self.multilabel = np.asarray(self.y_true).ndim == 2
+        if self.multilabel:
+            self.y_true = np.asarray(self.y_true, np.int64)
+            self.probabilities = sigmoid(self.logits, self.temperature)
+            decision = self.decision or default_decision("multilabel", len(self.label_names))
+            self.y_pred = decision.apply(self.probabilities)
+            self.correct = np.all(self.y_pred == self.y_true, axis=1)  # the whole set right
+            self.confidence = np.zeros(len(self.y_true))
+            return
         self.y_true = np.asarray(self.y_true, np.int64)
         self.probabilities = softmax(self.logits, self.temperature)
-        self.y_pred = np.asarray(self.logits).argmax(axis=1) if len(self.y_true) else np.zeros(0, np.int64)
+        if self.decision is not None and len(self.y_true):
+            self.y_pred = self.decision.apply(self.probabilities)
+        else:
+            self.y_pred = np.asarray(self.logits).argmax(axis=1) if len(self.y_true) else np.zeros(0, np.int64)
         self.confidence = self.probabilities.max(axis=1) if len(self.y_true) else np.zeros(0)
         self.correct = self.y_pred == self.y_true
 
@@ -75,10 +89,23 @@ class EvaluationData:
         return np.array([len(ex.text.split()) + (len(ex.text_pair.split()) if ex.text_pair else 0) for ex in self.examples])
 
     def metrics(self, prefix: str) -> dict[str, float]:
-        out = classification_metrics(self.y_true, self.y_pred, self.label_names, prefix)
+        if self.multilabel:
+            out = multilabel_metrics(self.y_true, self.y_pred, self.label_names, prefix)
+            if self.decision is not None and self.decision.tuned_on:  # the same model with 0.5 thresholds, for comparison
+                plain = default_decision("multilabel", len(self.label_names)).apply(self.probabilities)
+                untuned = multilabel_metrics(self.y_true, plain, self.label_names, prefix)
+                for key in ("macro_f1", "micro_f1", "samples_f1", "accuracy"):
+                    out[f"{prefix}/untuned_{key}"] = untuned[f"{prefix}/{key}"]
+        else:
+            out = classification_metrics(self.y_true, self.y_pred, self.label_names, prefix)
+            if self.decision is not None and self.decision.tuned_on:
+                untuned = classification_metrics(self.y_true, np.asarray(self.logits).argmax(axis=1), self.label_names, prefix)
+                for key in ("macro_f1", "accuracy"):
+                    out[f"{prefix}/untuned_{key}"] = untuned[f"{prefix}/{key}"]
         out.update(probability_metrics(self.probabilities, self.y_true, prefix, N_BINS))
         if self.temperature != 1.0 and len(self.y_true):
-            out[f"{prefix}/ece_uncalibrated"] = expected_calibration_error(softmax(self.logits), self.y_true, N_BINS)
+            raw = sigmoid(self.logits) if self.multilabel else softmax(self.logits)
+            out[f"{prefix}/ece_uncalibrated"] = expected_calibration_error(raw, self.y_true, N_BINS)
         out[f"{prefix}/examples"] = float(len(self.y_true))
         return out
 
@@ -119,6 +146,8 @@ def write_report(
     """Write every artifact of the report for ``data`` into ``directory`` and return its metrics."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
+    if data.multilabel:
+        return _write_multilabel_report(out, data, prefix=prefix, title=title, training_log=training_log, errors_shown=errors_shown)
     names = data.label_names
     files: dict[str, bytes | str] = {}
     images: dict[str, bytes] = {}
@@ -159,6 +188,12 @@ def write_report(
         raw = (raw_bins, raw_bins.ece)
     images["reliability.png"] = plots.reliability_png(bins, metrics.get(f"{prefix}/ece", 0.0), raw)
     images["confidence.png"] = plots.confidence_png(data.confidence, data.correct)
+    if len(names) == 2 and len(np.unique(data.y_true)) == 2:  # binary: precision-recall and ROC of the positive class
+        positive = data.decision.positive if data.decision is not None and data.decision.positive is not None else 1
+        threshold = data.decision.thresholds[0] if data.decision is not None else 0.5
+        images["binary_curves.png"] = plots.binary_curves_png(
+            data.probabilities[:, positive], (data.y_true == positive).astype(int), names[positive], threshold
+        )
 
     lengths = data.lengths
     p_true = data.probabilities[np.arange(len(data.y_true)), data.y_true] if len(data.y_true) else np.zeros(0)
@@ -202,6 +237,108 @@ def write_report(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model_dir": data.model_dir, "data": data.source, "data_fingerprint": data.fingerprint,
         "examples": int(len(data.y_true)), "labels": names, "prefix": prefix, "temperature": data.temperature,
+        "files": sorted([*files, *images, "report.json", "report.html"]),
+    }
+    files["report.json"] = json.dumps(info, indent=1)
+    files["report.html"] = render_report(
+        info=info, headline=summary(metrics, prefix), prefix=prefix, per_label=per_label, pairs=pairs[:20],
+        errors=[dict(zip(header, r)) for r in error_rows[:errors_shown]], n_errors=len(error_rows),
+        by_length=by_length, images=images, epochs=curves,
+    )
+    for name, content in {**images, **files}.items():
+        if isinstance(content, bytes):
+            atomic_write_bytes(out / name, content)
+        else:
+            atomic_write_text(out / name, content)
+    logger.info("Report: %s (%d files; open report.html)", out, len(files) + len(images))
+    return Report(out, metrics, sorted([*files, *images]))
+
+
+def _write_multilabel_report(
+    out: Path, data: EvaluationData, *, prefix: str, title: str | None, training_log: Path | None, errors_shown: int,
+) -> Report:
+    """The report of a multilabel model: per-label counts and curves instead of one confusion matrix."""
+    names = data.label_names
+    files: dict[str, bytes | str] = {}
+    images: dict[str, bytes] = {}
+    metrics = data.metrics(prefix)
+    y, pred, probs = data.y_true, data.y_pred, data.probabilities
+    tp = (y & pred).sum(axis=0)
+    fp = ((1 - y) & pred).sum(axis=0)
+    fn = (y & (1 - pred)).sum(axis=0)
+    tn = len(y) - tp - fp - fn
+    thresholds = data.decision.thresholds if data.decision is not None else [0.5] * len(names)
+    per_label = [
+        {"label": n, "threshold": float(thresholds[i]), "precision": metrics[f"{prefix}/per_label/{n}/precision"],
+         "recall": metrics[f"{prefix}/per_label/{n}/recall"], "f1": metrics[f"{prefix}/per_label/{n}/f1"],
+         "support": int(y[:, i].sum()), "predicted": int(pred[:, i].sum())}
+        for i, n in enumerate(names)
+    ]
+    files["per_label.csv"] = _csv([list(per_label[0])] + [list(r.values()) for r in per_label])
+    files["per_label_confusion.csv"] = _csv([["label", "tp", "fp", "fn", "tn"]] + [
+        [n, int(tp[i]), int(fp[i]), int(fn[i]), int(tn[i])] for i, n in enumerate(names)
+    ])
+    images["per_label_confusion.png"] = plots.per_label_counts_png(names, tp, fp, fn)
+    rows = [r["label"] for r in per_label] + ["macro avg", "micro avg", "weighted avg", "samples avg"]
+    col = lambda key, avg: [r[key] for r in per_label] + [metrics[f"{prefix}/{a}_{avg}"] for a in ("macro", "micro", "weighted", "samples")]  # noqa: E731
+    support = [r["support"] for r in per_label] + [int(y.sum())] * 4
+    images["classification_report.png"] = plots.classification_report_png(
+        rows, np.array(col("precision", "precision")), np.array(col("recall", "recall")), np.array(col("f1", "f1")), np.array(support)
+    )
+    images["pr_curves.png"] = plots.pr_curves_png(probs, y, names, thresholds)
+    flat = probs.ravel()
+    bins = calibration_bins(np.maximum(flat, 1 - flat), (flat >= 0.5) == (y.ravel() > 0), N_BINS)
+    files["calibration.csv"] = _csv(
+        [["bin_low", "bin_high", "count", "accuracy", "mean_confidence"]]
+        + [[f"{bins.edges[b]:.4f}", f"{bins.edges[b + 1]:.4f}", int(bins.count[b]), f"{bins.accuracy[b]:.6f}", f"{bins.confidence[b]:.6f}"]
+           for b in range(N_BINS)]
+    )
+    images["reliability.png"] = plots.reliability_png(bins, metrics.get(f"{prefix}/ece", 0.0), None)
+
+    lengths = data.lengths
+    as_set = lambda row: [names[j] for j in np.flatnonzero(row)]  # noqa: E731
+    wrong = np.flatnonzero(~data.correct)
+    wrong = wrong[np.argsort(-(np.abs(y[wrong] - pred[wrong]).sum(axis=1)), kind="stable")]  # the most labels wrong first
+    header = ["row", "text", "true", "predicted", "missing", "extra", "length_words"]
+    error_rows = []
+    for i in wrong:
+        missing = [names[j] for j in np.flatnonzero(y[i] & (1 - pred[i]))]
+        extra = [names[j] for j in np.flatnonzero((1 - y[i]) & pred[i])]
+        error_rows.append([data.examples[i].row, data.examples[i].text, "|".join(as_set(y[i])), "|".join(as_set(pred[i])),
+                           "|".join(missing), "|".join(extra), int(lengths[i])])
+    files["errors.csv"] = _csv([header] + error_rows)
+    by_length = error_rate_by_length(lengths, data.correct)
+    files["error_by_length.csv"] = _csv([["min_length_words", "max_length_words", "count", "error_rate"]] + [
+        [r["min_length"], r["max_length"], r["count"], f"{r['error_rate']:.6f}"] for r in by_length
+    ])
+    images["error_by_length.png"] = plots.error_by_length_png(by_length, "words")
+    files["predictions.csv"] = _csv([["row", "true", "predicted"]] + [
+        [ex.row, "|".join(as_set(t)), "|".join(as_set(p))] for ex, t, p in zip(data.examples, y, pred)
+    ])
+    # label pairs most often confused: a missing label of an example next to an extra one
+    confused: dict[tuple[str, str], int] = {}
+    for i in wrong:
+        for a in np.flatnonzero(y[i] & (1 - pred[i])):
+            for b in np.flatnonzero((1 - y[i]) & pred[i]):
+                confused[(names[a], names[b])] = confused.get((names[a], names[b]), 0) + 1
+    pairs = [{"true": a, "predicted": b, "count": c, "share_of_true": c / max(int(y[:, names.index(a)].sum()), 1)}
+             for (a, b), c in sorted(confused.items(), key=lambda kv: (-kv[1], kv[0]))]
+    files["confused_pairs.csv"] = _csv([["missing", "extra", "count", "share_of_missing_label"]] + [
+        [p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.6f}"] for p in pairs
+    ])
+    curves = None
+    if training_log is not None and training_log.is_file():
+        steps, epochs = _read_training_log(training_log)
+        if steps or epochs:
+            images["training_curves.png"] = plots.training_curves_png(steps, epochs)
+            curves = epochs
+    files["metrics.json"] = json.dumps(metrics, indent=1)
+    info = {
+        "title": title or f"Evaluation of {data.model_dir or 'a model'} on {data.source or 'data'}",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "task": "multilabel",
+        "model_dir": data.model_dir, "data": data.source, "data_fingerprint": data.fingerprint,
+        "examples": int(len(y)), "labels": names, "prefix": prefix, "temperature": data.temperature,
+        "thresholds": dict(zip(names, map(float, thresholds))),
         "files": sorted([*files, *images, "report.json", "report.html"]),
     }
     files["report.json"] = json.dumps(info, indent=1)

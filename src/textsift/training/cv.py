@@ -35,7 +35,7 @@ from sklearn.model_selection import StratifiedKFold
 from textsift.config import Config, config_to_dict, dump_yaml
 from textsift.data.example import Dataset
 from textsift.data.labels import LabelSet
-from textsift.data.loading import Splits, read_source, stratified_split
+from textsift.data.loading import Splits, read_for, stratified_split
 from textsift.errors import CheckpointError, ConfigError
 from textsift.evaluation import plots
 from textsift.evaluation.metrics import summary
@@ -110,12 +110,14 @@ def cross_validate(
     """Train and evaluate ``folds`` times, each time holding out one stratified fold of the training data as test."""
     from textsift.training.run import train
 
-    reader = config.data.reader
-    pool = read_source(config.data.train, reader)  # type: ignore[arg-type]
-    labels = LabelSet.infer(pool, config.data.labels)
+    pool = read_for(config, config.data.train)
+    labels = LabelSet.infer(pool, config.data.labels, multilabel=config.task == "multilabel")
     y = labels.encode(pool)
+    if y.ndim == 2:  # multilabel: stratify by each example's rarest label
+        freq = y.sum(axis=0)
+        y = np.array([int(np.argmin(np.where(row > 0, freq, np.inf))) if row.any() else y.shape[1] for row in y])
     assignment = fold_assignment(y, folds, config.seed)
-    fixed_validation = read_source(config.data.validation, reader) if config.data.validation is not None else None  # type: ignore[arg-type]
+    fixed_validation = read_for(config, config.data.validation) if config.data.validation is not None else None
     if config.data.test is not None:
         logger.info("Cross-validation tests on the held-out folds; data.test (%s) is not used.", config.data.test)
     out = Path(output) if output is not None else None

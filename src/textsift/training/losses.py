@@ -14,7 +14,8 @@ from textsift.config.spec import Spec
 
 
 class LossSpec(Spec):
-    def build(self, label_counts: np.ndarray) -> nn.Module:
+    def build(self, label_counts: np.ndarray, num_examples: int | None = None) -> nn.Module:
+        """``label_counts``: training examples per label (for multilabel: examples having each label)."""
         raise NotImplementedError
 
 
@@ -47,7 +48,27 @@ class CrossEntropySpec(LossSpec):
     )
     beta: float = Field(0.999, gt=0.0, lt=1.0, description="beta of the effective-number weighting.")
 
-    def build(self, label_counts: np.ndarray) -> nn.Module:
+    def build(self, label_counts: np.ndarray, num_examples: int | None = None) -> nn.Module:
         w = class_weights(label_counts, self.class_weights, self.beta)
         weight = torch.tensor(w, dtype=torch.float32) if w is not None else None
         return nn.CrossEntropyLoss(weight=weight, label_smoothing=self.label_smoothing)
+
+
+@registry.losses.register("bce")
+class BinaryCrossEntropySpec(LossSpec):
+    """Sigmoid binary cross-entropy per label, for multilabel tasks; optional positive weights."""
+
+    type: Literal["bce"] = "bce"
+    pos_weight: Literal["none", "balanced"] = Field(
+        "none", description="'balanced': weigh each label's positives by (negatives / positives), capped by max_pos_weight."
+    )
+    max_pos_weight: float = Field(10.0, gt=0.0, description="Cap of the balanced positive weight (rare labels).")
+
+    def build(self, label_counts: np.ndarray, num_examples: int | None = None) -> nn.Module:
+        weight = None
+        if self.pos_weight == "balanced":
+            if num_examples is None:
+                raise ValueError("pos_weight 'balanced' needs the number of training examples")
+            pos = np.maximum(np.asarray(label_counts, np.float64), 1.0)
+            weight = torch.tensor(np.minimum((num_examples - pos) / pos, self.max_pos_weight), dtype=torch.float32)
+        return nn.BCEWithLogitsLoss(pos_weight=weight)

@@ -28,6 +28,8 @@ from textsift.errors import CheckpointError
 from textsift.text.base import Tokenizer
 from textsift.evaluation.calibration import Calibration, fit_temperature
 from textsift.evaluation.report import EvaluationData, write_report
+from textsift.evaluation.thresholds import Decision, default_decision, tune_binary, tune_multilabel
+from textsift.errors import ConfigError
 from textsift.modeldir import save_model_dir
 from textsift.predict import Predictor
 from textsift.training.callbacks import Callback, MetricsLog, PeriodicCheckpoint, TrainerState
@@ -78,6 +80,39 @@ def _fingerprint(source: Any) -> str | None:
     if isinstance(source, DatasetSpec):
         return "generated:" + json.dumps(source.model_dump(mode="json"), sort_keys=True)
     return file_fingerprint(source)
+
+
+def tune_decision(
+    config: Config, predictor: Predictor, validation: Any, y_val: np.ndarray | None, label_names: list[str]
+) -> Decision | None:
+    """Thresholds from ``config.thresholds``: tuned on the validation data when asked (multilabel: by default)."""
+    settings = config.thresholds
+    multilabel = config.task == "multilabel"
+    tune = settings.tune if settings.tune != "auto" else ("per_label" if multilabel else "none")
+    metric = settings.metric or _metric_name(config.trainer.main_metric)
+    if multilabel:
+        if tune == "none" or validation is None or y_val is None:
+            return default_decision("multilabel", len(label_names), settings.default, settings.at_least_one, settings.top_k)
+        probs = predictor.probabilities(predictor.logits(validation.examples))
+        return tune_multilabel(probs, y_val, metric=metric, per_label=tune == "per_label", default=settings.default,
+                               at_least_one=settings.at_least_one, top_k=settings.top_k, tuned_on=validation.name)
+    if tune == "none" or validation is None or y_val is None:
+        return None
+    if len(label_names) != 2:
+        raise ConfigError(
+            f"thresholds.tune '{settings.tune}': threshold tuning is for multilabel and binary tasks; this task has "
+            f"{len(label_names)} labels. Set thresholds.tune: none."
+        )
+    positive = label_names.index(settings.positive_label) if settings.positive_label in label_names else 1
+    if settings.positive_label is not None and settings.positive_label not in label_names:
+        raise ConfigError(f"thresholds.positive_label '{settings.positive_label}' is not a label: {label_names}.")
+    probs = predictor.probabilities(predictor.logits(validation.examples))
+    return tune_binary(probs, y_val, positive=positive, metric=metric, tuned_on=validation.name)
+
+
+def _metric_name(main_metric: str) -> str:
+    name = main_metric.split("/", 1)[-1]
+    return name if name.endswith("f1") or name in ("accuracy", "mcc") else "macro_f1"
 
 
 def _prepare_run_dir(run_dir: Path, config: Config, resume: bool) -> None:
@@ -168,8 +203,11 @@ def train(
         model = config.model.build(vocab_size=tokenizer.vocab_size, num_labels=len(label_names), tokenizer=tokenizer)  # type: ignore[attr-defined]
         n_params = sum(p.numel() for p in model.parameters())
         logger.info("Model %s: %s parameters", config.model.type, f"{n_params:,}")
-        counts = np.bincount(train_data.labels, minlength=len(label_names))  # type: ignore[arg-type]
-        loss_fn = config.trainer.loss.build(counts)  # type: ignore[attr-defined]
+        if train_data.labels.ndim == 2:  # type: ignore[union-attr]  (multilabel: examples having each label)
+            counts = train_data.labels.sum(axis=0)  # type: ignore[union-attr]
+        else:
+            counts = np.bincount(train_data.labels, minlength=len(label_names))  # type: ignore[arg-type]
+        loss_fn = config.trainer.loss.build(counts, len(train_data))  # type: ignore[attr-defined]
         cbs = list(callbacks)
         checkpoint_path = None
         distributed.barrier()  # rank 0 has prepared the run directory
@@ -195,6 +233,10 @@ def train(
             calibration = fit_temperature(predictor.logits(splits.validation.examples), val_data.labels, splits.validation.name)
             predictor.calibration = calibration
             metrics["val/temperature"] = calibration.temperature
+        decision = tune_decision(config, predictor, splits.validation, val_data.labels if val_data is not None else None, label_names)
+        predictor.decision = decision
+        if decision is not None and decision.tuned_on:
+            metrics[f"val/tuned_{decision.metric}"] = float(decision.score_after or 0.0)
         # the report is on the test data, or, without test data, on the validation data
         reported = splits.test if splits.test is not None else splits.validation
         if reported is not None:
@@ -204,7 +246,7 @@ def train(
                 examples=reported.examples, y_true=splits.labels.encode(reported), logits=predictor.logits(reported.examples),
                 label_names=label_names, temperature=predictor.temperature, source=reported.name,
                 fingerprint=_fingerprint(config.data.test) if prefix == "test" else None,
-                model_dir=str(run_dir / "model") if run_dir is not None else None,
+                model_dir=str(run_dir / "model") if run_dir is not None else None, decision=decision,
             )
             if prefix == "test":
                 metrics.update(evaluated.metrics("test"))
@@ -224,7 +266,7 @@ def train(
                 "metrics": metrics,
             }
             save_model_dir(run_dir / "model", config=config, model=model, tokenizer=tokenizer, labels=label_names, meta=meta,
-                           calibration=calibration)
+                           calibration=calibration, decision=decision)
             atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1))
             predictor.meta = meta
         timings["total_s"] = time.perf_counter() - t0

@@ -16,7 +16,7 @@ import torch
 from textsift.batching import EncodedDataset, collate, eval_batches, epoch_batches
 from textsift.config.schema import TrainerConfig
 from textsift.errors import ConfigError
-from textsift.evaluation.metrics import classification_metrics
+from textsift.evaluation.metrics import classification_metrics, multilabel_metrics
 from textsift.registry import import_path
 from textsift.training import checkpoint as ckpt
 from textsift.training import distributed
@@ -330,7 +330,10 @@ class Trainer:
             )
         else:
             logits = predict_logits(self.model, data, fmt, self.config.eval_batch_size, self.device)
-        metrics = classification_metrics(data.labels, logits.argmax(1), self.label_names, prefix)
+        if data.labels.ndim == 2:  # multilabel: sigmoid >= 0.5 until thresholds are tuned after training
+            metrics = multilabel_metrics(data.labels, logits > 0, self.label_names, prefix)
+        else:
+            metrics = classification_metrics(data.labels, logits.argmax(1), self.label_names, prefix)
         if loss_fn is not None:
             with torch.no_grad():
                 metrics[f"{prefix}/loss"] = float(loss_fn(torch.from_numpy(logits).to(self.device), torch.from_numpy(data.labels).to(self.device)))

@@ -63,7 +63,7 @@ def dataset(
 
     if (path is None) == (generate is None):
         raise ConfigError("The dataset step needs exactly one of 'path' (a data file) or 'generate' ({type: GENERATOR, ...}).")
-    data = read_source(str(path) if path is not None else generate, reader or AutoReader())
+    data = read_source(str(path) if path is not None else generate, reader or AutoReader(), task=None)  # label sets stay as read
     if limit is not None:
         data = Dataset(f"{data.name} (first {limit})", data.examples[:limit])
     return data

@@ -89,7 +89,9 @@ def write_dataset(dataset: Dataset, file: Path) -> dict[str, Any]:
         record: dict[str, Any] = {"text": ex.text}
         if ex.text_pair is not None:
             record["text_pair"] = ex.text_pair
-        if ex.label is not None:
+        if ex.labels is not None:
+            record["label"] = list(ex.labels)
+        elif ex.label is not None:
             record["label"] = ex.label
         lines.append(json.dumps(record, ensure_ascii=False))
     atomic_write_text(file, "\n".join(lines) + ("\n" if lines else ""))
