@@ -183,3 +183,19 @@ def test_binary_task_tunes_its_positive_threshold_and_shows_curves(tmp_path):
         raw3 = tiny_config(trec, "bag", trainer__epochs=1)
         raw3["thresholds"] = {"tune": "global"}
         textsift.train(resolve(raw3), tmp_path / "run3")
+
+
+def test_calibrating_a_thresholded_model_keeps_every_decision(ml_run, tmp_path):
+    import shutil
+
+    run_dir, data = ml_run
+    model = tmp_path / "model"
+    shutil.copytree(run_dir / "model", model)
+    texts = [json.loads(line)["text"] for line in data.read_text().splitlines()] + ["happy acting", "sad music", "xyz"]
+    before = textsift.load(model).predict(texts)
+    result = run("-q", "evaluate", str(model), str(data), "--calibrate", "--calibration-data", str(data), "--json")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert json.loads((model / "calibration.json").read_text())["temperature"] != 1.0
+    after = textsift.load(model).predict(texts)
+    assert after.labels == before.labels
+    assert not np.allclose(after.probabilities, before.probabilities)

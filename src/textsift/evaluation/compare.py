@@ -51,6 +51,8 @@ def find_report(path: Path) -> Path:
 def load_report_predictions(path: Path) -> SystemPredictions:
     report = find_report(Path(path))
     info = json.loads((report / "report.json").read_text(encoding="utf-8"))
+    if info.get("task") == "multilabel":
+        raise DataError(f"{report}: a multilabel report; compare works on single-label models (accuracy and macro-F1 of one label each).")
     rows, y_true, y_pred = [], [], []
     with (report / "predictions.csv").open(encoding="utf-8", newline="") as f:
         for record in csv.DictReader(f):
@@ -66,6 +68,8 @@ def predict_afresh(path: Path, data: Path) -> SystemPredictions:
     from textsift.evaluation.evaluate import evaluation_data
 
     predictor = load(path)
+    if predictor.multilabel:
+        raise DataError(f"{path}: a multilabel model; compare works on single-label models (accuracy and macro-F1 of one label each).")
     dataset = read_for(predictor.config, str(Path(data).resolve()))
     ev = evaluation_data(predictor, dataset)
     names = predictor.label_names

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
+
+import numpy as np
 
 from textsift.data.example import Dataset
 from textsift.data.labels import LabelSet
@@ -11,6 +14,7 @@ from textsift.data.loading import load_splits, read_for
 from textsift.errors import DataError
 from textsift.evaluation.calibration import Calibration, fit_temperature
 from textsift.evaluation.report import EvaluationData, write_report
+from textsift.evaluation.thresholds import Decision
 from textsift.predict import Predictor
 from textsift.util import file_fingerprint
 
@@ -19,14 +23,14 @@ logger = logging.getLogger(__name__)
 
 def evaluation_data(predictor: Predictor, dataset: Dataset, batch_size: int | None = None) -> EvaluationData:
     """Logits of ``predictor`` on ``dataset`` with the gold labels, ready for metrics and reports."""
-    y_true = LabelSet(predictor.label_names).encode(dataset)
+    y_true = LabelSet(predictor.label_names, predictor.multilabel).encode(dataset)
     logits = predictor.logits(dataset.examples, batch_size)
     path = Path(dataset.name)
     return EvaluationData(
         examples=dataset.examples, y_true=y_true, logits=logits, label_names=predictor.label_names,
         temperature=predictor.temperature, source=dataset.name,
         fingerprint=file_fingerprint(path) if path.is_file() else None,
-        model_dir=str(predictor.path) if predictor.path is not None else None,
+        model_dir=str(predictor.path) if predictor.path is not None else None, decision=predictor.decision,
     )
 
 
@@ -52,13 +56,25 @@ def validation_data_of(predictor: Predictor) -> Dataset:
 
 def calibrate(predictor: Predictor, dataset: Dataset, batch_size: int | None = None, save: bool = True) -> Calibration:
     """Fit temperature scaling on ``dataset``, use it in ``predictor`` and save it into its model directory."""
-    y_true = LabelSet(predictor.label_names).encode(dataset)
+    y_true = LabelSet(predictor.label_names, predictor.multilabel).encode(dataset)
+    old_t = predictor.temperature
     calibration = fit_temperature(predictor.logits(dataset.examples, batch_size), y_true, dataset.name)
     predictor.calibration = calibration
+    if predictor.decision is not None:  # thresholds live in probability space: move them so no decision changes
+        predictor.decision = rescale_thresholds(predictor.decision, old_t, calibration.temperature)
     if save and predictor.path is not None:
         calibration.save(predictor.path)
+        if predictor.decision is not None:
+            predictor.decision.save(predictor.path)
         logger.info("Saved the temperature into %s/calibration.json; predict uses it from now on.", predictor.path)
     return calibration
+
+
+def rescale_thresholds(decision: Decision, old_t: float, new_t: float) -> Decision:
+    """p = sigmoid(z / T) >= t  <=>  z >= T logit(t): the same cut in logit space at the new temperature."""
+    t = np.clip(np.asarray(decision.thresholds, np.float64), 1e-7, 1 - 1e-7)
+    z = old_t * np.log(t / (1 - t))
+    return dataclasses.replace(decision, thresholds=[float(v) for v in 1 / (1 + np.exp(-z / new_t))])
 
 
 def evaluate(

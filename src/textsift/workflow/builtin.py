@@ -162,7 +162,7 @@ def evaluate(
 
     predictor = load(_model_dir(model))
     if calibrate_on is not None:  # fitted for this report only: the cached model directory is never changed
-        y = LabelSet(predictor.label_names).encode(calibrate_on)
+        y = LabelSet(predictor.label_names, predictor.multilabel).encode(calibrate_on)
         predictor.calibration = fit_temperature(predictor.logits(calibrate_on.examples), y, calibrate_on.name)
     report = write_report(output_dir / "report", evaluation_data(predictor, data), prefix=prefix)
     return ReportArtifact(path=report.directory, metrics={k: v for k, v in report.metrics.items() if "/per_label/" not in k})
