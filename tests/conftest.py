@@ -92,3 +92,17 @@ def model_settings(name: str, tiny_bert_dir: Path | None) -> dict:
     if name == "transformer":
         return {"type": name, "pretrained": str(tiny_bert_dir)}
     return {"type": name}
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A throwaway PostgreSQL server (Debian's package; installed here with apt-get when missing), on a free port."""
+    from postgres import start_postgres
+
+    directory = tmp_path_factory.mktemp("pg")
+    try:
+        url, stop = start_postgres(directory)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))  # a missing server is a failure, never a skip
+    yield url
+    stop()

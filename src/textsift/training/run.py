@@ -156,6 +156,7 @@ def train(
     splits: Splits | None = None,
     report: bool = True,
     tokenizer: Tokenizer | None = None,
+    warm_start: Path | None = None,
 ) -> TrainResult:
     """Train, evaluate on the test data (if any) and, with ``output``, save the run and its model directory.
 
@@ -220,7 +221,8 @@ def train(
             config.trainer, seed=config.seed, model_spec=config.model, label_names=label_names, callbacks=cbs,
             checkpoint_path=checkpoint_path,
         )
-        state = trainer.fit(model, train_data, val_data, loss_fn=loss_fn, resume=resume and checkpoint_path is not None and checkpoint_path.exists())
+        state = trainer.fit(model, train_data, val_data, loss_fn=loss_fn,
+                            resume=resume and checkpoint_path is not None and checkpoint_path.exists(), warm_start=warm_start)
         timings["train_s"] = time.perf_counter() - t
 
         metrics: dict[str, float] = {}

@@ -224,6 +224,25 @@ class Trainer:
             "Resumed from %s: epoch %d, step %d of the epoch", path, self.state.epoch + 1, self.state.step_in_epoch
         )
 
+    def _warm_start(self, path: Path) -> None:
+        """Continue from another run's checkpoint with *this* run's hyperparameters (population-based
+        training's exploit step): weights, optimizer moments and the step count come from the checkpoint;
+        learning rate, weight decay and the schedule (warmup) from the current config."""
+        tensors, meta = ckpt.load_checkpoint(path)
+        fresh = [(g["lr"], g.get("weight_decay")) for g in self.optimizer.param_groups]  # type: ignore[union-attr]
+        ckpt.restore(tensors, meta, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler)  # type: ignore[arg-type]
+        for group, (lr, wd) in zip(self.optimizer.param_groups, fresh):  # type: ignore[union-attr]
+            group["lr"] = group["initial_lr"] = lr
+            if wd is not None:
+                group["weight_decay"] = wd
+        previous = TrainerState.from_json(meta["state"])
+        steps = previous.global_step
+        self.scheduler = self.config.scheduler.build(self.optimizer, self.state.total_steps)  # type: ignore[attr-defined]
+        for _ in range(steps):  # the new schedule, at the step the checkpoint reached
+            self.scheduler.step()
+        self.state.epoch, self.state.global_step = previous.epoch, steps
+        logger.info("Warm start from %s: epoch %d, step %d, with this run's hyperparameters", path, previous.epoch, steps)
+
     # -- the loop ------------------------------------------------------------------------------
     def fit(
         self,
@@ -233,6 +252,7 @@ class Trainer:
         *,
         loss_fn: torch.nn.Module,
         resume: bool = False,
+        warm_start: Path | None = None,
     ) -> TrainerState:
         cfg = self.config
         fmt = getattr(model, "input_format", "padded")
@@ -258,6 +278,8 @@ class Trainer:
         self.state.total_steps = steps_per_epoch * cfg.epochs
         if resume and self.checkpoint_path is not None:
             self._resume(self.checkpoint_path)
+        elif warm_start is not None:
+            self._warm_start(warm_start)
         assert train.labels is not None
         self._call("on_fit_start")
         model.train()

@@ -1,0 +1,1 @@
+"""Hyperparameter search (Optuna) and population-based training (Ray Tune) over dotted config paths."""
