@@ -137,7 +137,7 @@ def run_pbt(
             tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=population, metric="objective", mode=mode,
                                         reuse_actors=True),
             run_config=tune.RunConfig(name="pbt", storage_path=str(output / "ray"), verbose=0,
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=4)),
         )
         results = tuner.fit()
     finally:
