@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
+
+from debian import apt_install
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -27,24 +28,10 @@ def find_chromium() -> Path | None:
     return None
 
 
-def install_chromium() -> str:
-    """``apt-get install chromium``; returns what went wrong, or '' on success."""
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available"
-    if hasattr(os, "geteuid") and os.geteuid() != 0:
-        return "installing needs root (run: sudo apt-get install -y chromium)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-        if proc.returncode != 0:
-            return f"{' '.join(cmd)} failed: {proc.stderr.strip()[-500:]}"
-    return ""
-
-
 def ensure_chromium() -> Path:
     path = find_chromium()
     if path is None:
-        problem = install_chromium()
+        problem = apt_install("chromium")
         path = find_chromium()
         if path is None:
             raise RuntimeError(f"Chromium is needed for the browser tests and could not be installed: {problem or 'not found after install'}. "

@@ -11,23 +11,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from debian import apt_install
+
 
 def _bin_dir() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     return Path(found[-1]).parent if found else None
-
-
-def _install() -> str:
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available"
-    if os.geteuid() != 0:
-        return "installing needs root (run: sudo apt-get install -y postgresql)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-        if proc.returncode != 0:
-            return f"{' '.join(cmd)} failed: {proc.stderr.strip()[-500:]}"
-    return ""
 
 
 def _free_port() -> int:
@@ -39,7 +28,7 @@ def _free_port() -> int:
 def start_postgres(directory: Path) -> tuple[str, Callable[[], None]]:
     bin_dir = _bin_dir()
     if bin_dir is None:
-        problem = _install()
+        problem = apt_install("postgresql")
         bin_dir = _bin_dir()
         if bin_dir is None:
             raise RuntimeError(f"PostgreSQL is needed for the study-storage test and could not be installed: {problem}.")

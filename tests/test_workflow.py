@@ -229,8 +229,9 @@ def test_cli_run_and_show(tmp_path):
 def test_fingerprints_do_not_depend_on_what_the_process_imported(tmp_path):
     path = write_workflow(tmp_path)
     Workflow.load(path).run("one")  # in this process, after running everything
-    fresh = subprocess.run([sys.executable, "-m", "textsift", "workflow", "show", str(path)], capture_output=True, text=True,
-                           timeout=120, env={**os.environ, "COLUMNS": "200"})
+    fresh = subprocess.run([sys.executable, "-m", "textsift", "workflow", "show", str(path), "--json"], capture_output=True,
+                           text=True, timeout=120)
     assert fresh.returncode == 0, fresh.stderr
-    rows = [line for line in fresh.stdout.splitlines() if line.startswith("│")]
-    assert len(rows) == 4 and all("cached" in row for row in rows), fresh.stdout
+    rows = json.loads(fresh.stdout)
+    assert [r["step"] for r in rows] == ["data", "splits", "model", "evaluation"]
+    assert all(r["status"] == "cached" for r in rows), rows

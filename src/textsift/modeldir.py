@@ -30,7 +30,7 @@ from textsift.errors import ConfigError, ModelDirError
 from textsift.evaluation.calibration import Calibration
 from textsift.evaluation.thresholds import Decision
 from textsift.text.base import Tokenizer
-from textsift.util import atomic_write_bytes, atomic_write_text
+from textsift.util import atomic_write_bytes, atomic_write_text, replace_dir
 
 FILES = {
     "config.yaml": "the resolved config",
@@ -74,14 +74,7 @@ def save_model_dir(
             calibration.save(tmp)
         if decision is not None:
             decision.save(tmp)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

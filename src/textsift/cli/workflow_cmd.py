@@ -47,6 +47,7 @@ def run_workflow(
 def show(
     workflow: Path = typer.Argument(..., help="Workflow file."),
     overrides: list[str] = typer.Option([], "--set", "-s", help="Override a setting, as for run."),
+    as_json: bool = typer.Option(False, "--json", help="Print the steps as JSON."),
 ) -> None:
     """List the steps with their fingerprint and whether each is cached or stale, and why."""
     from textsift.config import load_builtins
@@ -55,12 +56,20 @@ def show(
     load_builtins()
     wf = Workflow.load(workflow, overrides)
     plans = wf.plan()
+    rows = []
+    for name in wf.order:
+        node, plan = wf.nodes[name], plans[name]
+        status = "cached" if plan.cached else ("always runs" if not node.definition.cache else "stale")
+        rows.append({"step": name, "type": node.type, "needs": sorted({str(r) for r in node.refs.values()}),
+                     "fingerprint": plan.fingerprint, "status": status, "reason": plan.reason})
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(rows, indent=1))
+        return
     table = Table(title=Text(str(workflow)), header_style="bold")
     for col in ("step", "type", "needs", "fingerprint", "status", "reason"):
         table.add_column(col)
-    for name in wf.order:
-        node, plan = wf.nodes[name], plans[name]
-        needs = ", ".join(sorted({str(r) for r in node.refs.values()}))
-        status = "cached" if plan.cached else ("always runs" if not node.definition.cache else "stale")
-        table.add_row(Text(name), node.type, Text(needs), plan.fingerprint[:12], status, Text(plan.reason))
+    for row in rows:
+        table.add_row(Text(row["step"]), row["type"], Text(", ".join(row["needs"])), row["fingerprint"][:12], row["status"], Text(row["reason"]))
     console.print(table)

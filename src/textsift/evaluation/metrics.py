@@ -24,7 +24,13 @@ def classification_metrics(
         out[f"{prefix}/{average}_recall"] = float(r)
         out[f"{prefix}/{average}_f1"] = float(f)
     out[f"{prefix}/mcc"] = float(matthews_corrcoef(y_true, y_pred)) if len(y_true) else 0.0
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    out.update(_per_label(*precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0),
+                          label_names, prefix))
+    return out
+
+
+def _per_label(p: np.ndarray, r: np.ndarray, f: np.ndarray, s: np.ndarray, label_names: Sequence[str], prefix: str) -> dict[str, float]:
+    out: dict[str, float] = {}
     for i, name in enumerate(label_names):
         key = f"{prefix}/per_label/{name}"
         out[f"{key}/precision"] = float(p[i])
@@ -172,13 +178,7 @@ def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: Sequ
     out[f"{prefix}/hamming_loss"] = float(hamming_loss(y_true, y_pred)) if len(y_true) else 0.0
     out[f"{prefix}/label_cardinality"] = float(y_true.sum(axis=1).mean()) if len(y_true) else 0.0
     out[f"{prefix}/predicted_cardinality"] = float(y_pred.sum(axis=1).mean()) if len(y_true) else 0.0
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
-    for i, name in enumerate(label_names):
-        key = f"{prefix}/per_label/{name}"
-        out[f"{key}/precision"] = float(p[i])
-        out[f"{key}/recall"] = float(r[i])
-        out[f"{key}/f1"] = float(f[i])
-        out[f"{key}/support"] = float(s[i])
+    out.update(_per_label(*precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0), label_names, prefix))
     return out
 
 

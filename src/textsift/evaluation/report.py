@@ -123,6 +123,20 @@ def _csv(rows: Sequence[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
+def _calibration_csv(bins: Any) -> str:
+    return _csv(
+        [["bin_low", "bin_high", "count", "accuracy", "mean_confidence"]]
+        + [[f"{bins.edges[b]:.4f}", f"{bins.edges[b + 1]:.4f}", int(bins.count[b]), f"{bins.accuracy[b]:.6f}", f"{bins.confidence[b]:.6f}"]
+           for b in range(len(bins.count))]
+    )
+
+
+def _by_length_csv(by_length: list[dict[str, float]]) -> str:
+    return _csv([["min_length_words", "max_length_words", "count", "error_rate"]] + [
+        [r["min_length"], r["max_length"], r["count"], f"{r['error_rate']:.6f}"] for r in by_length
+    ])
+
+
 def _read_training_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     steps, epochs = [], []
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -176,11 +190,7 @@ def write_report(
     )
 
     bins = calibration_bins(data.confidence, data.correct, N_BINS)
-    files["calibration.csv"] = _csv(
-        [["bin_low", "bin_high", "count", "accuracy", "mean_confidence"]]
-        + [[f"{bins.edges[b]:.4f}", f"{bins.edges[b + 1]:.4f}", int(bins.count[b]), f"{bins.accuracy[b]:.6f}", f"{bins.confidence[b]:.6f}"]
-           for b in range(N_BINS)]
-    )
+    files["calibration.csv"] = _calibration_csv(bins)
     raw = None
     if uncalibrated_temperature is not None and data.temperature != uncalibrated_temperature:
         raw_probs = softmax(data.logits, uncalibrated_temperature)
@@ -216,42 +226,15 @@ def write_report(
         [p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.6f}"] for p in pairs
     ])
     by_length = error_rate_by_length(lengths, data.correct)
-    files["error_by_length.csv"] = _csv([["min_length_words", "max_length_words", "count", "error_rate"]] + [
-        [r["min_length"], r["max_length"], r["count"], f"{r['error_rate']:.6f}"] for r in by_length
-    ])
+    files["error_by_length.csv"] = _by_length_csv(by_length)
     images["error_by_length.png"] = plots.error_by_length_png(by_length, "words")
     files["predictions.csv"] = _csv([["row", "true", "predicted", "confidence"]] + [
         [ex.row, names[t], names[p], f"{c:.6f}"] for ex, t, p, c in zip(data.examples, data.y_true, data.y_pred, data.confidence)
     ])
 
-    curves = None
-    if training_log is not None and training_log.is_file():
-        steps, epochs = _read_training_log(training_log)
-        if steps or epochs:
-            images["training_curves.png"] = plots.training_curves_png(steps, epochs)
-            curves = epochs
-
-    files["metrics.json"] = json.dumps(metrics, indent=1)
-    info = {
-        "title": title or f"Evaluation of {data.model_dir or 'a model'} on {data.source or 'data'}",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model_dir": data.model_dir, "data": data.source, "data_fingerprint": data.fingerprint,
-        "examples": int(len(data.y_true)), "labels": names, "prefix": prefix, "temperature": data.temperature,
-        "files": sorted([*files, *images, "report.json", "report.html"]),
-    }
-    files["report.json"] = json.dumps(info, indent=1)
-    files["report.html"] = render_report(
-        info=info, headline=summary(metrics, prefix), prefix=prefix, per_label=per_label, pairs=pairs[:20],
-        errors=[dict(zip(header, r)) for r in error_rows[:errors_shown]], n_errors=len(error_rows),
-        by_length=by_length, images=images, epochs=curves,
-    )
-    for name, content in {**images, **files}.items():
-        if isinstance(content, bytes):
-            atomic_write_bytes(out / name, content)
-        else:
-            atomic_write_text(out / name, content)
-    logger.info("Report: %s (%d files; open report.html)", out, len(files) + len(images))
-    return Report(out, metrics, sorted([*files, *images]))
+    return _finish(out, data, metrics=metrics, files=files, images=images, prefix=prefix, title=title, training_log=training_log,
+                   per_label=per_label, pairs=pairs, header=header, error_rows=error_rows, errors_shown=errors_shown,
+                   by_length=by_length, extra_info={})
 
 
 def _write_multilabel_report(
@@ -288,11 +271,7 @@ def _write_multilabel_report(
     images["pr_curves.png"] = plots.pr_curves_png(probs, y, names, thresholds)
     flat = probs.ravel()
     bins = calibration_bins(np.maximum(flat, 1 - flat), (flat >= 0.5) == (y.ravel() > 0), N_BINS)
-    files["calibration.csv"] = _csv(
-        [["bin_low", "bin_high", "count", "accuracy", "mean_confidence"]]
-        + [[f"{bins.edges[b]:.4f}", f"{bins.edges[b + 1]:.4f}", int(bins.count[b]), f"{bins.accuracy[b]:.6f}", f"{bins.confidence[b]:.6f}"]
-           for b in range(N_BINS)]
-    )
+    files["calibration.csv"] = _calibration_csv(bins)
     images["reliability.png"] = plots.reliability_png(bins, metrics.get(f"{prefix}/ece", 0.0), None)
 
     lengths = data.lengths
@@ -308,9 +287,7 @@ def _write_multilabel_report(
                            "|".join(missing), "|".join(extra), int(lengths[i])])
     files["errors.csv"] = _csv([header] + error_rows)
     by_length = error_rate_by_length(lengths, data.correct)
-    files["error_by_length.csv"] = _csv([["min_length_words", "max_length_words", "count", "error_rate"]] + [
-        [r["min_length"], r["max_length"], r["count"], f"{r['error_rate']:.6f}"] for r in by_length
-    ])
+    files["error_by_length.csv"] = _by_length_csv(by_length)
     images["error_by_length.png"] = plots.error_by_length_png(by_length, "words")
     files["predictions.csv"] = _csv([["row", "true", "predicted"]] + [
         [ex.row, "|".join(as_set(t)), "|".join(as_set(p))] for ex, t, p in zip(data.examples, y, pred)
@@ -326,6 +303,17 @@ def _write_multilabel_report(
     files["confused_pairs.csv"] = _csv([["missing", "extra", "count", "share_of_missing_label"]] + [
         [p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.6f}"] for p in pairs
     ])
+    return _finish(out, data, metrics=metrics, files=files, images=images, prefix=prefix, title=title, training_log=training_log,
+                   per_label=per_label, pairs=pairs, header=header, error_rows=error_rows, errors_shown=errors_shown,
+                   by_length=by_length, extra_info={"task": "multilabel", "thresholds": dict(zip(names, map(float, thresholds)))})
+
+
+def _finish(
+    out: Path, data: EvaluationData, *, metrics: dict[str, float], files: dict[str, bytes | str], images: dict[str, bytes],
+    prefix: str, title: str | None, training_log: Path | None, per_label: list[dict[str, Any]], pairs: list[dict[str, Any]],
+    header: list[str], error_rows: list[list[Any]], errors_shown: int, by_length: list[dict[str, float]], extra_info: dict[str, Any],
+) -> Report:
+    """Training curves, report.json and report.html, then every file written atomically."""
     curves = None
     if training_log is not None and training_log.is_file():
         steps, epochs = _read_training_log(training_log)
@@ -335,10 +323,10 @@ def _write_multilabel_report(
     files["metrics.json"] = json.dumps(metrics, indent=1)
     info = {
         "title": title or f"Evaluation of {data.model_dir or 'a model'} on {data.source or 'data'}",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "task": "multilabel",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model_dir": data.model_dir, "data": data.source, "data_fingerprint": data.fingerprint,
-        "examples": int(len(y)), "labels": names, "prefix": prefix, "temperature": data.temperature,
-        "thresholds": dict(zip(names, map(float, thresholds))),
+        "examples": int(len(data.y_true)), "labels": data.label_names, "prefix": prefix, "temperature": data.temperature,
+        **extra_info,
         "files": sorted([*files, *images, "report.json", "report.html"]),
     }
     files["report.json"] = json.dumps(info, indent=1)

@@ -36,7 +36,7 @@ from textsift.config import dump_yaml, load_config
 from textsift.errors import ConfigError, TextsiftError
 from textsift.training.callbacks import Callback
 from textsift.tuning.space import SearchSpace, as_override
-from textsift.util import atomic_write_text
+from textsift.util import atomic_write_text, replace_dir
 
 logger = logging.getLogger(__name__)
 
@@ -251,8 +251,7 @@ def write_outputs(study: Any, output: Path, config_path: Path, overrides: list[s
         tmp = output / ".best_model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(source, tmp)
-        shutil.rmtree(output / "best_model", ignore_errors=True)
-        tmp.rename(output / "best_model")
+        replace_dir(tmp, output / "best_model")
     _plots(study, output)
     summary = {
         "study": study.study_name, "metric": metric, "direction": study.direction.name.lower(), "trials": counts,

@@ -14,7 +14,7 @@ from textsift.config import Config
 from textsift.config.spec import Component
 from textsift.data.example import Dataset
 from textsift.errors import ConfigError
-from textsift.util import atomic_write_text
+from textsift.util import atomic_write_text, replace_dir
 from textsift.workflow.results import ModelArtifact, PredictionsArtifact, ReportArtifact, TokenizerArtifact
 from textsift.workflow.steps import step
 
@@ -197,12 +197,5 @@ def export(model: ModelArtifact | Path, path: str, context: Any) -> dict[str, An
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp)
-    if path.exists():
-        old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(path)
+    replace_dir(tmp, path)
     return {"path": str(path), "files": sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())}

@@ -14,15 +14,13 @@ killed midway leaves no entry, and a reader never sees half of one.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock
 
-from textsift.util import atomic_write_text
+from textsift.util import atomic_write_text, replace_dir
 from textsift.workflow.results import MANIFEST
 
 
@@ -51,12 +49,5 @@ class Cache:
         work, entry = self.work_dir(fingerprint), self.entry(fingerprint)
         atomic_write_text(work / "fingerprint.json", json.dumps(record, indent=1, sort_keys=True))
         entry.parent.mkdir(parents=True, exist_ok=True)
-        if entry.exists():  # --force: replace the old entry
-            old = entry.with_name(entry.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(entry, old)
-            os.replace(work, entry)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(work, entry)
+        replace_dir(work, entry)  # --force replaces an old entry
         return entry
