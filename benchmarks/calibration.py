@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _markdown import write_section  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "emotion"
@@ -107,13 +108,7 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / "calibration.json"
     out.write_text(json.dumps({"command": f"python benchmarks/calibration.py --models {' '.join(args.models)} --repeats {args.repeats}",
                                "rows": rows}, indent=1))
-    path = ROOT / "BENCHMARKS.md"
-    current = path.read_text()
-    if "<!-- calibration:start -->" in current:
-        current = re.sub(r"<!-- calibration:start -->.*<!-- calibration:end -->", lambda _: text, current, flags=re.S)
-    else:
-        current = current.rstrip() + "\n\n" + text + "\n"
-    path.write_text(current)
+    write_section("calibration", text)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import statistics
 import tempfile
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from _markdown import write_section  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "emotion"
@@ -140,13 +141,7 @@ def main() -> None:
         out = ROOT / "benchmarks" / "results"
         out.mkdir(exist_ok=True)
         (out / "finetune_vs_trainer.json").write_text(json.dumps(result, indent=1))
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text()
-        if "<!-- finetune_vs_trainer:start -->" in text:
-            text = re.sub(r"<!-- finetune_vs_trainer:start -->.*<!-- finetune_vs_trainer:end -->", lambda _: section, text, flags=re.S)
-        else:
-            text = text.rstrip() + "\n\n" + section + "\n"
-        path.write_text(text)
+        write_section("finetune_vs_trainer", section)
 
 
 if __name__ == "__main__":

@@ -21,11 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _markdown import write_section  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "goemotions"
@@ -163,13 +164,7 @@ def main() -> None:
         return
     results_file.write_text(json.dumps({"command": command.split(" (MiniLM row)")[0] if args.skip_minilm else command, "rows": rows,
                                         "last_command": command}, indent=1))
-    path = ROOT / "BENCHMARKS.md"
-    current = path.read_text()
-    if "<!-- goemotions:start -->" in current:
-        current = re.sub(r"<!-- goemotions:start -->.*<!-- goemotions:end -->", lambda _: text, current, flags=re.S)
-    else:
-        current = current.rstrip() + "\n\n" + text + "\n"
-    path.write_text(current)
+    write_section("goemotions", text)
 
 
 if __name__ == "__main__":

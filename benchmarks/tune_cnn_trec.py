@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import shutil
 import tempfile
 import time
 from pathlib import Path
+
+from _markdown import write_section  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "examples" / "trec" / "cnn.yaml"
@@ -81,13 +82,7 @@ def main() -> None:
     if args.no_write:
         return
     (ROOT / "benchmarks" / "results" / "tune_cnn_trec.json").write_text(json.dumps({"command": command, **row}, indent=1, default=str))
-    path = ROOT / "BENCHMARKS.md"
-    current = path.read_text()
-    if "<!-- tune_cnn_trec:start -->" in current:
-        current = re.sub(r"<!-- tune_cnn_trec:start -->.*<!-- tune_cnn_trec:end -->", lambda _: text, current, flags=re.S)
-    else:
-        current = current.rstrip() + "\n\n" + text + "\n"
-    path.write_text(current)
+    write_section("tune_cnn_trec", text)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -21,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _markdown import write_section  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "examples" / "sort_detection" / "workflow.yaml"
@@ -81,13 +82,7 @@ def main() -> None:
         return
     (ROOT / "benchmarks" / "results" / "workflow_cache.json").write_text(json.dumps(
         {"first_s": first, "reruns_s": reruns, "steps": steps, "command": f"python benchmarks/workflow_cache.py --repeats {args.repeats}"}, indent=1))
-    path = ROOT / "BENCHMARKS.md"
-    current = path.read_text()
-    if "<!-- workflow_cache:start -->" in current:
-        current = re.sub(r"<!-- workflow_cache:start -->.*<!-- workflow_cache:end -->", lambda _: text, current, flags=re.S)
-    else:
-        current = current.rstrip() + "\n\n" + text + "\n"
-    path.write_text(current)
+    write_section("workflow_cache", text)
 
 
 if __name__ == "__main__":
