@@ -144,3 +144,14 @@ def test_a_tracker_that_raises_is_switched_off(tmp_path):
     multi.log_metrics({"a": 2.0})
     assert Broken.calls == 1 and multi.failed == {"broken": "ConnectionError: server down"}
     assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 2
+
+
+def test_mlflow_without_artifacts(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    path = write_workflow(tmp_path, tracking={"mlflow": {"experiment": "light", "log_artifacts": False}})
+    Workflow.load(path).run("light")
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / '.textsift' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("light").experiment_id])
+    model = next(r for r in runs if r.info.run_name == "model")
+    assert "val/accuracy" in model.data.metrics and client.list_artifacts(model.info.run_id) == []

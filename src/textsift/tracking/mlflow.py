@@ -21,7 +21,7 @@ MAX_PARAM = 6000  # MLflow's limit on a parameter value
 class MlflowTracker(Tracker):
     name = "mlflow"
 
-    def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None) -> None:
+    def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None, log_artifacts: bool = True) -> None:
         # a server that is down should cost seconds, not MLflow's default minutes of retries
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
@@ -31,6 +31,7 @@ class MlflowTracker(Tracker):
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.artifact_location = artifact_location
+        self.upload = log_artifacts  # False: runs carry parameters and metrics only (tracking.mlflow.log_artifacts)
         self.parent: str | None = None
         self.current: str | None = None
 
@@ -71,7 +72,7 @@ class MlflowTracker(Tracker):
 
     def log_artifacts(self, path: Path, name: str) -> None:
         run = self.current or self.parent
-        if run is None:
+        if run is None or not self.upload:
             return
         if path.is_dir():
             self.client.log_artifacts(run, str(path), artifact_path=name)

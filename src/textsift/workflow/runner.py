@@ -386,7 +386,8 @@ class Workflow:
 
                 uri = settings.mlflow.tracking_uri or default_uri(self.home)
                 artifacts = default_artifacts(self.home) if settings.mlflow.tracking_uri is None else None
-                out.append(MlflowTracker(uri, settings.mlflow.experiment or self.path.stem, artifacts))
+                out.append(MlflowTracker(uri, settings.mlflow.experiment or self.path.stem, artifacts,
+                                         log_artifacts=settings.mlflow.log_artifacts))
             except ImportError:
                 logger.warning("tracking.mlflow is on but MLflow is not installed (pip install 'textsift[tracking]'); going on without it.")
         if settings.tensorboard is not None:
@@ -430,7 +431,7 @@ class Workflow:
         if not node.definition.cache:
             import tempfile
 
-            track.start_step(name, flatten(canonical(node.settings, self.base_dir)), {**tags, "textsift.cache": "off"})
+            track.start_step(name, flatten(plan.record["settings"]), {**tags, "textsift.cache": "off"})
             try:
                 with tempfile.TemporaryDirectory() as tmp:
                     value = node.definition.call(inputs, Path(tmp), StepContext(name, track, None, self.base_dir))
@@ -453,7 +454,7 @@ class Workflow:
                 shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True, exist_ok=True)
             logger.info("Step %s (%s): computing [%s]", name, node.type, plan.reason or "forced")
-            track.start_step(name, flatten(canonical(node.settings, self.base_dir)), {**tags, "textsift.cache_hit": "false"})
+            track.start_step(name, flatten(plan.record["settings"]), {**tags, "textsift.cache_hit": "false"})
             try:
                 value = node.definition.call(inputs, work, StepContext(name, track, TrackingCallback, self.base_dir))
                 results.store(value, work, name)
@@ -477,7 +478,7 @@ class Workflow:
         value = results.load(entry)
         execution.results[name] = value
         atomic_write_text(self._state_file(name), json.dumps(plan.record, indent=1, sort_keys=True))
-        track.start_step(name, flatten(canonical(self.nodes[name].settings, self.base_dir)), {**tags, "textsift.cache_hit": "true"})
+        track.start_step(name, flatten(plan.record["settings"]), {**tags, "textsift.cache_hit": "true"})
         track.log_metrics(results.metrics_of(value))
         track.end_step("finished")
         logger.info("Step %s (%s): cached", name, self.nodes[name].type)
@@ -485,14 +486,12 @@ class Workflow:
 
     def _track_result(self, track: Any, value: Any) -> None:
         track.log_metrics(results.metrics_of(value))
-        mlflow_settings = self.spec.tracking.mlflow
         if isinstance(value, results.ModelArtifact):
             track.log_artifacts(value.model_dir, "model")
             if value.report_dir.is_dir():
                 track.log_artifacts(value.report_dir, "report")
         elif isinstance(value, results.ReportArtifact):
             track.log_artifacts(value.path, "report")
-        del mlflow_settings
 
 
 @dataclass
