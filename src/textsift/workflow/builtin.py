@@ -155,15 +155,12 @@ def evaluate(
 ) -> ReportArtifact:
     """Evaluate a model on labeled data and write the full report (temperature scaling first with ``calibrate_on``)."""
     from textsift import load
-    from textsift.evaluation.evaluate import evaluation_data
-    from textsift.evaluation.calibration import fit_temperature
-    from textsift.data.labels import LabelSet
+    from textsift.evaluation.evaluate import calibrate, evaluation_data
     from textsift.evaluation.report import write_report
 
     predictor = load(_model_dir(model))
     if calibrate_on is not None:  # fitted for this report only: the cached model directory is never changed
-        y = LabelSet(predictor.label_names, predictor.multilabel).encode(calibrate_on)
-        predictor.calibration = fit_temperature(predictor.logits(calibrate_on.examples), y, calibrate_on.name)
+        calibrate(predictor, calibrate_on, save=False)
     report = write_report(output_dir / "report", evaluation_data(predictor, data), prefix=prefix)
     return ReportArtifact(path=report.directory, metrics={k: v for k, v in report.metrics.items() if "/per_label/" not in k})
 
