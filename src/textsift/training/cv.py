@@ -29,14 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from sklearn.model_selection import StratifiedKFold
 
-from textsift.config import Config, config_to_dict, dump_yaml
+from textsift.config import Config
 from textsift.data.example import Dataset
 from textsift.data.labels import LabelSet
 from textsift.data.loading import Splits, read_for, stratified_split
-from textsift.errors import CheckpointError, ConfigError
+from textsift.errors import ConfigError
 from textsift.evaluation import plots
 from textsift.evaluation.metrics import summary
 from textsift.training.callbacks import Callback
@@ -90,25 +89,11 @@ def fold_assignment(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return assignment
 
 
-def _prepare(output: Path, config: Config, resume: bool) -> None:
-    saved = output / "config.yaml"
-    if output.exists() and any(output.iterdir()):
-        if not resume:
-            raise CheckpointError(
-                f"Output directory '{output}' already holds files. Pass --resume to continue that cross-validation, or choose another --output."
-            )
-        if not saved.is_file() or yaml.safe_load(saved.read_text(encoding="utf-8")) != config_to_dict(config):
-            raise CheckpointError(f"--resume: '{output}' holds a cross-validation of another config; use another --output.")
-        return
-    output.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(saved, dump_yaml(config))
-
-
 def cross_validate(
     config: Config, folds: int, output: str | Path | None = None, *, resume: bool = False, callbacks: Sequence[Callback] = (),
 ) -> CVResult:
     """Train and evaluate ``folds`` times, each time holding out one stratified fold of the training data as test."""
-    from textsift.training.run import train
+    from textsift.training.run import _prepare_run_dir, train
 
     pool = read_for(config, config.data.train)
     labels = LabelSet.infer(pool, config.data.labels, multilabel=config.task == "multilabel")
@@ -122,7 +107,8 @@ def cross_validate(
         logger.info("Cross-validation tests on the held-out folds; data.test (%s) is not used.", config.data.test)
     out = Path(output) if output is not None else None
     if out is not None:
-        _prepare(out, config, resume)
+        # the same rule as a run directory: files there need --resume, and --resume needs the same config
+        _prepare_run_dir(out, config, resume=resume and (out / "config.yaml").is_file())
         atomic_write_text(out / "folds.csv", "row,fold\n" + "".join(f"{ex.row},{k + 1}\n" for ex, k in zip(pool.examples, assignment)))
 
     per_fold: list[dict[str, float]] = []
