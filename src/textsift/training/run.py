@@ -11,7 +11,7 @@ import logging
 import platform
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,9 +83,13 @@ def _fingerprint(source: Any) -> str | None:
 
 
 def tune_decision(
-    config: Config, predictor: Predictor, validation: Any, y_val: np.ndarray | None, label_names: list[str]
+    config: Config, predictor: Predictor, validation: Any, y_val: np.ndarray | None, label_names: list[str],
+    val_logits: Callable[[], np.ndarray],
 ) -> Decision | None:
-    """Thresholds from ``config.thresholds``: tuned on the validation data when asked (multilabel: by default)."""
+    """Thresholds from ``config.thresholds``: tuned on the validation data when asked (multilabel: by default).
+
+    ``val_logits``: the model's validation logits, computed on first call (the caller shares them).
+    """
     settings = config.thresholds
     multilabel = config.task == "multilabel"
     tune = settings.tune if settings.tune != "auto" else ("per_label" if multilabel else "none")
@@ -93,7 +97,7 @@ def tune_decision(
     if multilabel:
         if tune == "none" or validation is None or y_val is None:
             return default_decision("multilabel", len(label_names), settings.default, settings.at_least_one, settings.top_k)
-        probs = predictor.probabilities(predictor.logits(validation.examples))
+        probs = predictor.probabilities(val_logits())
         return tune_multilabel(probs, y_val, metric=metric, per_label=tune == "per_label", default=settings.default,
                                at_least_one=settings.at_least_one, top_k=settings.top_k, tuned_on=validation.name)
     if tune == "none" or validation is None or y_val is None:
@@ -106,7 +110,7 @@ def tune_decision(
     positive = label_names.index(settings.positive_label) if settings.positive_label in label_names else 1
     if settings.positive_label is not None and settings.positive_label not in label_names:
         raise ConfigError(f"thresholds.positive_label '{settings.positive_label}' is not a label: {label_names}.")
-    probs = predictor.probabilities(predictor.logits(validation.examples))
+    probs = predictor.probabilities(val_logits())
     return tune_binary(probs, y_val, positive=positive, metric=metric, tuned_on=validation.name)
 
 
@@ -231,11 +235,19 @@ def train(
             metrics.update({k: v for k, v in best.items() if k.startswith("val/")})
         predictor = Predictor(config, model, tokenizer, label_names, device=config.trainer.device)
         calibration: Calibration | None = None
+        cached: dict[str, np.ndarray] = {}
+
+        def val_logits() -> np.ndarray:  # one forward pass over the validation data, shared below
+            if "val" not in cached:
+                cached["val"] = predictor.logits(splits.validation.examples)  # type: ignore[union-attr]
+            return cached["val"]
+
         if config.trainer.calibration == "temperature" and splits.validation is not None and val_data is not None:
-            calibration = fit_temperature(predictor.logits(splits.validation.examples), val_data.labels, splits.validation.name)
+            calibration = fit_temperature(val_logits(), val_data.labels, splits.validation.name)
             predictor.calibration = calibration
             metrics["val/temperature"] = calibration.temperature
-        decision = tune_decision(config, predictor, splits.validation, val_data.labels if val_data is not None else None, label_names)
+        decision = tune_decision(config, predictor, splits.validation, val_data.labels if val_data is not None else None, label_names,
+                                 val_logits)
         predictor.decision = decision
         if decision is not None and decision.tuned_on:
             metrics[f"val/tuned_{decision.metric}"] = float(decision.score_after or 0.0)
@@ -245,7 +257,8 @@ def train(
             t = time.perf_counter()
             prefix = "test" if splits.test is not None else "val"
             evaluated = EvaluationData(
-                examples=reported.examples, y_true=splits.labels.encode(reported), logits=predictor.logits(reported.examples),
+                examples=reported.examples, y_true=splits.labels.encode(reported),
+                logits=predictor.logits(reported.examples) if prefix == "test" else val_logits(),
                 label_names=label_names, temperature=predictor.temperature, source=reported.name,
                 fingerprint=_fingerprint(config.data.test) if prefix == "test" else None,
                 model_dir=str(run_dir / "model") if run_dir is not None else None, decision=decision,
