@@ -8,7 +8,9 @@ import random
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
+
+T = TypeVar("T")
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
@@ -79,3 +81,18 @@ def replace_dir(new: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(new, dest)
+
+
+def load_record(cls: type[T], file: Path, fix: str) -> T | None:
+    """An optional JSON file of a model directory as the dataclass ``cls`` (None when absent); a damaged
+    file is a :class:`ModelDirError` that says ``fix``."""
+    import json
+
+    from textsift.errors import ModelDirError
+
+    if not file.is_file():
+        return None
+    try:
+        return cls(**json.loads(file.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as exc:
+        raise ModelDirError(f"{file} is damaged ({exc}); {fix}.") from None

@@ -11,7 +11,6 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -19,7 +18,7 @@ from scipy.special import logsumexp
 
 from textsift.errors import ModelDirError
 from textsift.evaluation.metrics import expected_calibration_error, sigmoid, softmax
-from textsift.util import atomic_write_text
+from textsift.util import atomic_write_text, load_record
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +54,9 @@ class Calibration:
     @classmethod
     def load(cls, model_dir: Path) -> "Calibration | None":
         file = Path(model_dir) / FILE
-        if not file.is_file():
+        cal = load_record(cls, file, "delete it, or fit again with `textsift evaluate --calibrate`")
+        if cal is None:
             return None
-        try:
-            raw: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
-            cal = cls(**raw)
-        except (ValueError, TypeError) as exc:
-            raise ModelDirError(f"{file} is damaged ({exc}); delete it, or fit again with `textsift evaluate --calibrate`.") from None
         if not (cal.temperature > 0 and np.isfinite(cal.temperature)):
             raise ModelDirError(f"{file}: temperature must be a positive number, got {cal.temperature}.")
         return cal

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from textsift.errors import ModelDirError
-from textsift.util import atomic_write_text
+from textsift.util import atomic_write_text, load_record
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +61,7 @@ class Decision:
 
     @classmethod
     def load(cls, model_dir: Path) -> "Decision | None":
-        file = Path(model_dir) / FILE
-        if not file.is_file():
-            return None
-        try:
-            return cls(**json.loads(file.read_text(encoding="utf-8")))
-        except (ValueError, TypeError) as exc:
-            raise ModelDirError(f"{file} is damaged ({exc}); delete it to use 0.5 thresholds, or train again.") from None
+        return load_record(cls, Path(model_dir) / FILE, "delete it to use 0.5 thresholds, or train again")
 
 
 def default_decision(kind: str, num_labels: int, default: float = 0.5, at_least_one: bool = False, top_k: int | None = None,
