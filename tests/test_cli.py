@@ -56,7 +56,7 @@ def test_predict_csv_jsonl_topk_and_stdin(trained_run, tmp_path):
     out = tmp_path / "preds.csv"
     assert run("predict", str(run_dir), str(data), "--output", str(out)).exit_code == 0
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 16 and set(rows[0]) == {"text", "label", "p_neg", "p_pos"}
+    assert len(rows) == 16 and list(rows[0]) == ["row", "text", "label", "p_neg", "p_pos"]
     assert [r["label"] for r in rows] == [l for _, l in TINY]
     out = tmp_path / "preds.jsonl"
     assert run("predict", str(run_dir), str(data), "-o", str(out), "--top-k", "1", "--chunk-size", "5").exit_code == 0
@@ -169,7 +169,8 @@ def test_failed_predict_leaves_an_existing_output_file_alone(trained_run, tmp_pa
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "fine"}, {"text": ""}])
     out = tmp_path / "p.jsonl"
     out.write_text("previous results\n")
-    assert "row 2" in one_error_line(run("predict", str(run_dir), str(bad), "-o", str(out)))
+    assert "already exists; pass --overwrite" in one_error_line(run("predict", str(run_dir), str(bad), "-o", str(out)))
+    assert "row 2" in one_error_line(run("predict", str(run_dir), str(bad), "-o", str(out), "--overwrite"))
     assert out.read_text() == "previous results\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".p.jsonl")] == []
 

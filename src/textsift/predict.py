@@ -18,6 +18,7 @@ from textsift.batching import EncodedDataset
 from textsift.config import Config
 from textsift.data.example import Example
 from textsift.data.loading import examples_from_texts
+from textsift.errors import ConfigError, DataError
 from textsift.evaluation.calibration import Calibration
 from textsift.evaluation.metrics import sigmoid, softmax
 from textsift.evaluation.thresholds import Decision, default_decision
@@ -26,34 +27,51 @@ from textsift.text.base import Tokenizer
 from textsift.training.trainer import predict_logits, resolve_device
 
 
+EMPTY_POLICIES = ("error", "skip", "predict")
+
+
+def is_empty(example: Example) -> bool:
+    """An example with no text to classify: an empty or whitespace text (or second text of a pair)."""
+    return not example.text.strip() or (example.text_pair is not None and not example.text_pair.strip())
+
+
 @dataclass
 class Predictions:
     """Predicted labels and the probability of every label (columns in ``label_names`` order).
 
     Single-label: ``labels[i]`` is one label. Multilabel: ``labels[i]`` is the list of chosen labels
-    (in label-set order) and the probabilities are independent per label.
+    (in label-set order) and the probabilities are independent per label. One entry per input, in input
+    order; an input skipped by the ``on_empty="skip"`` policy has the label None, probabilities NaN and
+    ``skipped[i]`` True.
     """
 
     labels: list[Any]
     probabilities: np.ndarray
     label_names: list[str]
     multilabel: bool = False
+    skipped: list[bool] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def is_skipped(self, i: int) -> bool:
+        return bool(self.skipped is not None and self.skipped[i])
+
     def top_k(self, k: int) -> list[list[tuple[str, float]]]:
         k = min(k, len(self.label_names))
-        order = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
-        return [[(self.label_names[j], float(row[j])) for j in idx] for row, idx in zip(self.probabilities, order)]
+        order = np.argsort(-np.nan_to_num(self.probabilities, nan=-1.0), axis=1, kind="stable")[:, :k]
+        return [[] if self.is_skipped(i) else [(self.label_names[j], float(row[j])) for j in idx]
+                for i, (row, idx) in enumerate(zip(self.probabilities, order))]
 
     def records(self, top_k: int | None = None) -> Iterator[dict[str, Any]]:
         key = "labels" if self.multilabel else "label"
-        if top_k is not None:
-            for label, tops in zip(self.labels, self.top_k(top_k)):
-                yield {key: label, "top_k": [{"label": n, "probability": p} for n, p in tops]}
-        else:
-            for label, row in zip(self.labels, self.probabilities):
+        tops = self.top_k(top_k) if top_k is not None else None
+        for i, (label, row) in enumerate(zip(self.labels, self.probabilities)):
+            if self.is_skipped(i):
+                yield {key: None, "skipped": "empty text"}
+            elif tops is not None:
+                yield {key: label, "top_k": [{"label": n, "probability": p} for n, p in tops[i]]}
+            else:
                 yield {key: label, "probabilities": {n: float(p) for n, p in zip(self.label_names, row)}}
 
 
@@ -115,29 +133,76 @@ class Predictor:
         bs = batch_size or self.config.trainer.eval_batch_size
         return predict_logits(self.model, self.encode(examples), self.input_format, bs, self.device)
 
-    def predict_examples(self, examples: list[Example], batch_size: int | None = None) -> Predictions:
-        logits = self.logits(examples, batch_size)
+    @property
+    def pairs(self) -> bool:
+        """The model classifies text pairs: every input needs its second text."""
+        return self.config.data.reader.text_pair_column is not None  # type: ignore[attr-defined]
+
+    def check(self, examples: Sequence[Example], on_empty: str = "error", where: str = "text") -> None:
+        """Refuse inputs the model would silently get wrong: a missing (or extra) second text, an empty text."""
+        if on_empty not in EMPTY_POLICIES:
+            raise ConfigError(f"on_empty must be one of {', '.join(EMPTY_POLICIES)}, got {on_empty!r}.")
+        for i, ex in enumerate(examples):
+            name = f"{where} {ex.row}" if ex.row else f"{where} {i + 1}"
+            if self.pairs and ex.text_pair is None:
+                raise DataError(
+                    f"{name}: this model classifies text pairs (trained with a second text in column "
+                    f"'{self.config.data.reader.text_pair_column}'), but no second text was given. "  # type: ignore[attr-defined]
+                    "Give both texts (Python: pairs=[...]; stdin: TEXT<tab>SECOND TEXT; files: the same column)."
+                )
+            if not self.pairs and ex.text_pair is not None:
+                raise DataError(f"{name}: a second text was given, but this model classifies single texts. Give the text alone.")
+            if on_empty == "error" and is_empty(ex):
+                raise DataError(
+                    f"{name}: the text is empty. Remove it, or choose what to do with empty texts "
+                    "(predict: --on-empty skip|predict; Python: on_empty='skip' or 'predict')."
+                )
+
+    def predict_examples(self, examples: list[Example], batch_size: int | None = None, on_empty: str = "error") -> Predictions:
+        """One prediction per example, in order (see :meth:`check` and ``on_empty``)."""
+        self.check(examples, on_empty)
+        skipped = [is_empty(ex) for ex in examples] if on_empty == "skip" else None
+        kept = [ex for ex, s in zip(examples, skipped) if not s] if skipped is not None else examples
+        logits = self.logits(kept, batch_size)
         probs = self.probabilities(logits)
-        return Predictions(self.decide(probs), probs, self.label_names, self.multilabel)
+        labels = self.decide(probs)
+        if skipped is None or not any(skipped):
+            return Predictions(labels, probs, self.label_names, self.multilabel, skipped)
+        full = np.full((len(examples), len(self.label_names)), np.nan, np.float32)
+        index = np.flatnonzero(~np.asarray(skipped))
+        full[index] = probs
+        all_labels: list[Any] = [None] * len(examples)
+        for j, i in enumerate(index):
+            all_labels[i] = labels[j]
+        return Predictions(all_labels, full, self.label_names, self.multilabel, skipped)
 
     def predict(
-        self, texts: Sequence[str] | str, pairs: Sequence[str] | None = None, batch_size: int | None = None
+        self, texts: Sequence[str] | str, pairs: Sequence[str] | str | None = None, batch_size: int | None = None,
+        on_empty: str = "error",
     ) -> Predictions:
-        """Labels and probabilities for ``texts`` (and second texts ``pairs`` for pair tasks)."""
+        """Labels and probabilities for ``texts`` (and second texts ``pairs`` for pair models), one per text, in order.
+
+        ``on_empty``: an empty or whitespace text is an error ("error"), gets no prediction ("skip": label None,
+        probabilities NaN) or is predicted like any text ("predict").
+        """
         if isinstance(texts, str):
             texts = [texts]
-        return self.predict_examples(examples_from_texts(list(texts), list(pairs) if pairs is not None else None), batch_size)
+        if isinstance(pairs, str):
+            pairs = [pairs]
+        return self.predict_examples(examples_from_texts(list(texts), list(pairs) if pairs is not None else None), batch_size, on_empty)
 
-    def predict_stream(self, examples: Iterable[Example], chunk_size: int = 10_000) -> Iterator[tuple[list[Example], Predictions]]:
+    def predict_stream(
+        self, examples: Iterable[Example], chunk_size: int = 10_000, on_empty: str = "error"
+    ) -> Iterator[tuple[list[Example], Predictions]]:
         """Predict over any number of examples in chunks: memory stays bounded by ``chunk_size``."""
         chunk: list[Example] = []
         for ex in examples:
             chunk.append(ex)
             if len(chunk) >= chunk_size:
-                yield chunk, self.predict_examples(chunk)
+                yield chunk, self.predict_examples(chunk, on_empty=on_empty)
                 chunk = []
         if chunk:
-            yield chunk, self.predict_examples(chunk)
+            yield chunk, self.predict_examples(chunk, on_empty=on_empty)
 
 
 def load(path: str | Path, device: str = "cpu") -> Predictor:

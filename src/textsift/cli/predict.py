@@ -1,77 +1,163 @@
-"""``textsift predict MODEL_DIR INPUT``: labels and probabilities, streamed in chunks."""
+"""``textsift predict MODEL_DIR INPUT``: labels and probabilities, streamed in chunks.
+
+Exactly one output row per input row, in input order: ``row`` is the input's row (or stdin line) number,
+as error messages name it, and ``--keep-columns`` passes chosen input columns through as join keys.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import typer
 
 from textsift.cli.app import app, err_console, handle_errors
 from textsift.data.example import Example
-from textsift.errors import DataError
+from textsift.errors import ConfigError, DataError
+
+READER_HELP = "Override the model's reader setting for this file."
 
 
-def _stdin_examples() -> Iterator[Example]:
-    for i, line in enumerate(sys.stdin, start=1):
-        if line.strip():
-            yield Example(text=line.rstrip("\n"), row=i)
+def stdin_examples(pairs: bool, on_empty: str, lines: IO[str] | None = None) -> Iterator[Example]:
+    """One example per line of stdin (pair models: TEXT<tab>SECOND TEXT); an empty line is an empty text."""
+    for i, line in enumerate(lines if lines is not None else sys.stdin, start=1):
+        line = line.rstrip("\r\n")
+        pair = None
+        if pairs:
+            if "\t" not in line:
+                raise DataError(
+                    f"stdin, line {i}: this model classifies text pairs; give each pair as TEXT<tab>SECOND TEXT on one line."
+                )
+            line, pair = line.split("\t", 1)
+        example = Example(text=line, text_pair=pair, row=i)
+        if on_empty == "error" and (not line.strip() or (pair is not None and not pair.strip())):
+            raise DataError(
+                f"stdin, line {i}: the text is empty. Remove the line, or choose what to do with empty texts: --on-empty skip|predict."
+            )
+        yield example
 
 
-def _write(out: IO[str], fmt: str, predictor: object, examples_iter: Iterator[Example], top_k: int | None, chunk: int) -> int:
-    names = predictor.label_names  # type: ignore[attr-defined]
-    delimiter = predictor.config.data.label_delimiter  # type: ignore[attr-defined]
-    cell = (lambda v: delimiter.join(v)) if predictor.multilabel else (lambda v: v)  # type: ignore[attr-defined]
+def _cell(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, (list, dict)) else ("" if value is None else value)
+
+
+def write_predictions(
+    out: IO[str], fmt: str, predictor: Any, examples_iter: Iterator[Example], *, top_k: int | None, chunk: int,
+    on_empty: str = "error", keep_columns: tuple[str, ...] = (),
+) -> int:
+    """Write one record per example, in order; returns how many."""
+    names = predictor.label_names
+    delimiter = predictor.config.data.label_delimiter
+    label_key = "labels" if predictor.multilabel else "label"
+    cell = (lambda v: delimiter.join(v) if v is not None else "") if predictor.multilabel else (lambda v: "" if v is None else v)
     writer = None
     count = 0
-    for examples, preds in predictor.predict_stream(examples_iter, chunk):  # type: ignore[attr-defined]
+    for examples, preds in predictor.predict_stream(examples_iter, chunk, on_empty=on_empty):
         if fmt == "csv":
             if writer is None:
-                writer = csv.writer(out)
-                cols = ["text", "labels" if predictor.multilabel else "label"] + ([f"top{i + 1}" for i in range(top_k)] + [f"top{i + 1}_probability" for i in range(top_k)] if top_k else [f"p_{n}" for n in names])
+                writer = csv.writer(out, lineterminator="\n")
+                cols = ["row", *keep_columns, "text"] + (["text_pair"] if predictor.pairs else []) + [label_key]
+                cols += [f"top{i + 1}" for i in range(top_k)] + [f"top{i + 1}_probability" for i in range(top_k)] if top_k else [f"p_{n}" for n in names]
+                if on_empty == "skip":
+                    cols.append("skipped")
                 writer.writerow(cols)
             tops = preds.top_k(top_k) if top_k else None
             for j, ex in enumerate(examples):
-                if tops is not None:
-                    row = [ex.text, cell(preds.labels[j])] + [n for n, _ in tops[j]] + [f"{p:.6f}" for _, p in tops[j]]
+                row = [ex.row, *(_cell((ex.columns or {}).get(c)) for c in keep_columns), ex.text]
+                row += [ex.text_pair] if predictor.pairs else []
+                row.append(cell(preds.labels[j]))
+                if preds.is_skipped(j):
+                    row += [""] * (2 * top_k if top_k else len(names))
+                elif tops is not None:
+                    row += [n for n, _ in tops[j]] + [f"{p:.6f}" for _, p in tops[j]]
                 else:
-                    row = [ex.text, cell(preds.labels[j])] + [f"{p:.6f}" for p in preds.probabilities[j]]
+                    row += [f"{p:.6f}" for p in preds.probabilities[j]]
+                if on_empty == "skip":
+                    row.append("empty text" if preds.is_skipped(j) else "")
                 writer.writerow(row)
         else:
             for ex, record in zip(examples, preds.records(top_k)):
-                out.write(json.dumps({"text": ex.text, **record}, ensure_ascii=False) + "\n")
+                head: dict[str, Any] = {"row": ex.row, **{c: (ex.columns or {}).get(c) for c in keep_columns}, "text": ex.text}
+                if predictor.pairs:
+                    head["text_pair"] = ex.text_pair
+                out.write(json.dumps({**head, **record}, ensure_ascii=False, default=str) + "\n")
         count += len(examples)
     return count
+
+
+def reader_options() -> dict[str, Any]:
+    """The reader options ``predict`` and ``evaluate`` share (each overrides the model's own setting)."""
+    return {
+        "reader_type": typer.Option(None, "--reader", help="Reader: auto, csv, tsv, jsonl or parquet. " + READER_HELP),
+        "encoding": typer.Option(None, "--encoding", help="Text encoding of the file, e.g. utf-8, latin-1. " + READER_HELP),
+        "text_column": typer.Option(None, "--text-column", help=READER_HELP),
+        "text_pair_column": typer.Option(None, "--text-pair-column", help=READER_HELP),
+        "label_column": typer.Option(None, "--label-column", help=READER_HELP),
+        "delimiter": typer.Option(None, "--delimiter", help="CSV/TSV field separator. " + READER_HELP),
+    }
+
+
+def overridden_reader(reader: Any, reader_type: str | None, **settings: Any) -> Any:
+    from textsift.data.readers import with_overrides
+
+    if settings.get("delimiter") == "\\t":
+        settings["delimiter"] = "\t"
+    return with_overrides(reader, type=reader_type, **settings)
+
+
+_R = reader_options()
 
 
 @app.command()
 @handle_errors
 def predict(
     model_dir: Path = typer.Argument(..., help="Model directory (or the run directory holding model/)."),
-    input_file: str = typer.Argument(..., metavar="INPUT", help="A data file (CSV/TSV/JSONL/Parquet), or '-' for lines on stdin."),
+    input_file: str = typer.Argument(..., metavar="INPUT", help="A data file (CSV/TSV/JSONL/Parquet), or '-' for lines on stdin (pairs: TEXT<tab>SECOND)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output file, .csv or .jsonl (default: JSON Lines on stdout)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
     top_k: int | None = typer.Option(None, "--top-k", min=1, help="Write the k most probable labels instead of all probabilities."),
+    keep_columns: str | None = typer.Option(None, "--keep-columns", help="Input columns to copy into the output, comma-separated (e.g. id)."),
+    on_empty: str = typer.Option("error", "--on-empty", help="An empty text: error (default), skip (written as skipped) or predict."),
     chunk_size: int = typer.Option(10_000, "--chunk-size", min=1, help="Examples held in memory at once."),
     threshold: float | None = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                            help="multilabel: one threshold for every label (instead of the saved ones)."),
     at_least_one: bool | None = typer.Option(None, "--at-least-one/--allow-empty",
                                              help="multilabel: give every text at least its most probable label."),
     max_labels: int | None = typer.Option(None, "--max-labels", min=1, help="multilabel: at most this many labels per text."),
+    reader_type: str | None = _R["reader_type"], encoding: str | None = _R["encoding"], text_column: str | None = _R["text_column"],
+    text_pair_column: str | None = _R["text_pair_column"], label_column: str | None = _R["label_column"],
+    delimiter: str | None = _R["delimiter"],
 ) -> None:
-    """Predict labels for every text of INPUT; memory stays bounded however large INPUT is."""
+    """Predict labels for every text of INPUT: one output row per input row, in order; memory stays bounded."""
     import dataclasses
 
     from textsift import load
-    from textsift.errors import ConfigError
+    from textsift.data.readers import READER_OPTIONS, ReadOptions
     from textsift.evaluation.thresholds import default_decision
+    from textsift.predict import EMPTY_POLICIES
+    from textsift.util import atomic_write
 
+    if on_empty not in EMPTY_POLICIES:
+        raise ConfigError(f"--on-empty: expected one of {', '.join(EMPTY_POLICIES)}, got {on_empty!r}.")
+    keep = tuple(c.strip() for c in keep_columns.split(",") if c.strip()) if keep_columns else ()
+    if label_column is not None and label_column not in keep:
+        keep += (label_column,)  # predict needs no labels: a given label column is passed through
+    suffix = output.suffix.lower() if output is not None else ".jsonl"
+    if suffix not in (".csv", ".jsonl", ".json"):
+        raise ConfigError(f"--output '{output}': use a .csv or .jsonl file name.")
+    if output is not None and output.exists() and not overwrite:
+        raise ConfigError(f"--output '{output}' already exists; pass --overwrite to replace it, or choose another file.")
+    if output is not None and output.is_dir():
+        raise ConfigError(f"--output '{output}' is a directory; give a file name ending in .csv or .jsonl.")
     predictor = load(model_dir)
+    reserved = {"row", "text", "text_pair", "label", "labels", "skipped", "top_k", "probabilities"}
+    clash = [c for c in keep if c in reserved or c.startswith(("p_", "top"))]
+    if clash:
+        raise ConfigError(f"--keep-columns: {', '.join(clash)} would collide with an output column; rename the input column first.")
     if threshold is not None or at_least_one is not None or max_labels is not None:
         if not predictor.multilabel:
             raise ConfigError("--threshold, --at-least-one and --max-labels are for multilabel models; this model is single-label.")
@@ -83,26 +169,29 @@ def predict(
             top_k=max_labels if max_labels is not None else base.top_k,
         )
     if input_file == "-":
-        examples: Iterator[Example] = _stdin_examples()
+        if keep:
+            raise ConfigError("--keep-columns and --label-column need a data file; stdin has only texts (its output has 'row', the line number).")
+        examples: Iterator[Example] = stdin_examples(predictor.pairs, on_empty)
     else:
-        path = Path(input_file)
-        if not path.is_file():
-            raise DataError(f"Input file '{path}' does not exist.")
-        examples = predictor.config.data.reader.iter(path, require_labels=False)  # type: ignore[attr-defined]
+        reader = overridden_reader(predictor.config.data.reader, reader_type, encoding=encoding, text_column=text_column,
+                                   text_pair_column=text_pair_column, delimiter=delimiter)
+        options = ReadOptions(require_labels=False, on_empty="error" if on_empty == "error" else "keep", keep_columns=keep,
+                              names=READER_OPTIONS)
+        examples = reader.iter(Path(input_file), options=options)
+    fmt = "csv" if suffix == ".csv" else "jsonl"
     if output is None:
-        _write(sys.stdout, "jsonl", predictor, examples, top_k, chunk_size)
+        write_predictions(sys.stdout, fmt, predictor, examples, top_k=top_k, chunk=chunk_size, on_empty=on_empty, keep_columns=keep)
         return
-    suffix = output.suffix.lower()
-    if suffix not in (".csv", ".jsonl", ".json"):
-        raise DataError(f"--output '{output}': use a .csv or .jsonl file name.")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            count = _write(f, "csv" if suffix == ".csv" else "jsonl", predictor, examples, top_k, chunk_size)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, output)  # a complete file or none: an interrupted run leaves no half file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    err_console.print(f"wrote {count} predictions to {output}", markup=False, highlight=False)
+    counted: list[int] = []
+
+    def write(f: IO[bytes]) -> None:
+        import io
+
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        counted.append(write_predictions(text, fmt, predictor, examples, top_k=top_k, chunk=chunk_size, on_empty=on_empty,
+                                         keep_columns=keep))
+        text.flush()
+        text.detach()
+
+    atomic_write(output, write)  # a complete file or none: an interrupted run leaves no half file
+    err_console.print(f"wrote {counted[0]} predictions to {output}", markup=False, highlight=False)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=True)
 class Example:
     text: str
     label: str | None = None
     text_pair: str | None = None
     row: int = 0  # where it came from (line or row number), for error messages
     labels: tuple[str, ...] | None = None  # multi-label tasks: the set of labels (``label`` is then None)
+    columns: dict[str, Any] | None = None  # input columns passed through to the output (predict --keep-columns)
 
 
 @dataclass

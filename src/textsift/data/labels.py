@@ -25,9 +25,9 @@ class LabelSet:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, LabelSet) and other.names == self.names
 
-    def encode(self, dataset: Dataset) -> np.ndarray:
+    def encode(self, dataset: Dataset, fix: str = "Add it to data.labels, or fix the row.") -> np.ndarray:
         """Label indices of every example (multilabel: an examples x labels 0/1 matrix); a label outside
-        the set is an error naming the row."""
+        the set is an error naming the row and saying ``fix``."""
         if self.multilabel:
             matrix = np.zeros((len(dataset), len(self.names)), dtype=np.float32)
             for i, ex in enumerate(dataset.examples):
@@ -36,7 +36,7 @@ class LabelSet:
                     if idx is None:
                         raise DataError(
                             f"{dataset.name}, row {ex.row}: label '{label}' is not in the label set "
-                            f"[{', '.join(self.names)}]. Add it to data.labels, or fix the row."
+                            f"[{', '.join(self.names)}]. {fix}"
                         )
                     matrix[i, idx] = 1.0
             return matrix
@@ -46,10 +46,15 @@ class LabelSet:
             if idx is None:
                 raise DataError(
                     f"{dataset.name}, row {ex.row}: label '{ex.label}' is not in the label set "
-                    f"[{', '.join(self.names)}]. Add it to data.labels, or fix the row."
+                    f"[{', '.join(self.names)}]. {fix}"
                 )
             out[i] = idx
         return out
+
+    def absent_from(self, dataset: Dataset) -> list[str]:
+        """Labels of the set that no example of ``dataset`` has."""
+        seen = {label for ex in dataset.examples for label in (ex.labels if ex.labels is not None else (ex.label,))}
+        return [n for n in self.names if n not in seen]
 
     @classmethod
     def infer(cls, dataset: Dataset, given: Sequence[str] | None = None, multilabel: bool = False) -> "LabelSet":

@@ -14,7 +14,7 @@ from textsift.config.schema import Config
 from textsift.data.example import Dataset, Example
 from textsift.data.generators import DatasetSpec
 from textsift.data.labels import LabelSet
-from textsift.data.readers import Reader
+from textsift.data.readers import ReadOptions, Reader
 from textsift.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -30,12 +30,13 @@ class Splits:
 
 def read_source(
     source: Any, reader: Reader, *, require_labels: bool = True, task: str | None = "single_label", label_delimiter: str = ",",
+    options: ReadOptions | None = None,
 ) -> Dataset:
     if isinstance(source, DatasetSpec):
         dataset = source.generate()
     else:
         path = Path(source)
-        examples = reader.read(path, require_labels=require_labels)
+        examples = reader.read(path, require_labels=require_labels, options=options)
         if not examples:
             raise DataError(f"{path}: no examples found (the file has no data rows).")
         dataset = Dataset(str(path), examples)
@@ -122,6 +123,11 @@ def load_splits(config: Config) -> Splits:
         if ds is not None:
             labels.encode(ds)  # fail now, with the row, on a label outside the set
     counts = Counter(label for ex in train.examples for label in (ex.labels if ex.labels is not None else (ex.label,)))
+    absent = labels.absent_from(train)
+    if absent:
+        logger.warning(
+            "%s: data.labels names %s, but no training example has it: the model cannot learn it and macro averages "
+            "count its F1 as 0. Remove it from data.labels, or add examples.", train.name, ", ".join(map(repr, absent)))
     logger.info("Train: %d examples, %d labels %s", len(train), len(labels), dict(sorted(counts.items())))
     return Splits(train, validation, test, labels)
 
@@ -132,6 +138,8 @@ def examples_from_texts(texts: list[str], pairs: list[str] | None = None) -> lis
     out = []
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise DataError(f"Text {i} is {type(text).__name__}, expected a string.")
+            raise DataError(f"text {i + 1} is {type(text).__name__}, expected a string.")
+        if pairs is not None and not isinstance(pairs[i], str):
+            raise DataError(f"second text {i + 1} of the pairs is {type(pairs[i]).__name__}, expected a string.")
         out.append(Example(text=text, text_pair=pairs[i] if pairs is not None else None, row=i + 1))
     return out

@@ -10,10 +10,11 @@ import numpy as np
 
 from textsift.data.example import Dataset
 from textsift.data.labels import LabelSet
-from textsift.data.loading import load_splits, read_for
+from textsift.data.loading import load_splits, read_for, read_source
+from textsift.data.readers import ReadOptions, Reader
 from textsift.errors import DataError
 from textsift.evaluation.calibration import Calibration, fit_temperature
-from textsift.evaluation.report import EvaluationData, write_report
+from textsift.evaluation.report import EvaluationData, warn_labels_without_examples, write_report
 from textsift.evaluation.thresholds import Decision
 from textsift.predict import Predictor
 from textsift.util import file_fingerprint
@@ -21,9 +22,13 @@ from textsift.util import file_fingerprint
 logger = logging.getLogger(__name__)
 
 
+TRAINED_LABELS_FIX = "The model was trained on these labels only and cannot predict others: remove such rows, or relabel them."
+
+
 def evaluation_data(predictor: Predictor, dataset: Dataset, batch_size: int | None = None) -> EvaluationData:
     """Logits of ``predictor`` on ``dataset`` with the gold labels, ready for metrics and reports."""
-    y_true = LabelSet(predictor.label_names, predictor.multilabel).encode(dataset)
+    predictor.check(dataset.examples, on_empty="predict", where=f"{dataset.name}, row")
+    y_true = LabelSet(predictor.label_names, predictor.multilabel).encode(dataset, TRAINED_LABELS_FIX)
     logits = predictor.logits(dataset.examples, batch_size)
     path = Path(dataset.name)
     return EvaluationData(
@@ -32,6 +37,16 @@ def evaluation_data(predictor: Predictor, dataset: Dataset, batch_size: int | No
         fingerprint=file_fingerprint(path) if path.is_file() else None,
         model_dir=str(predictor.path) if predictor.path is not None else None, decision=predictor.decision,
     )
+
+
+def check_output_dir(path: Path, overwrite: bool, option: str) -> None:
+    """Refuse to write into an existing, non-empty folder unless asked (it is then replaced whole)."""
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{option} '{path}' is a file; give a folder to write into.")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise DataError(
+            f"{option} '{path}' already holds files; pass --overwrite to replace that folder whole, or choose a new one."
+        )
 
 
 def validation_data_of(predictor: Predictor) -> Dataset:
@@ -56,7 +71,7 @@ def validation_data_of(predictor: Predictor) -> Dataset:
 
 def calibrate(predictor: Predictor, dataset: Dataset, batch_size: int | None = None, save: bool = True) -> Calibration:
     """Fit temperature scaling on ``dataset``, use it in ``predictor`` and save it into its model directory."""
-    y_true = LabelSet(predictor.label_names, predictor.multilabel).encode(dataset)
+    y_true = LabelSet(predictor.label_names, predictor.multilabel).encode(dataset, TRAINED_LABELS_FIX)
     old_t = predictor.temperature
     calibration = fit_temperature(predictor.logits(dataset.examples, batch_size), y_true, dataset.name)
     predictor.calibration = calibration
@@ -77,25 +92,38 @@ def rescale_thresholds(decision: Decision, old_t: float, new_t: float) -> Decisi
     return dataclasses.replace(decision, thresholds=[float(v) for v in 1 / (1 + np.exp(-z / new_t))])
 
 
+def read_labeled(predictor: Predictor, data: str | Path, reader: Reader | None = None, options: ReadOptions | None = None) -> Dataset:
+    """Labeled data for a trained model: its reader (or ``reader``) and task; labels are checked against the model's."""
+    config = predictor.config
+    return read_source(str(Path(data).resolve()), reader or config.data.reader, task=config.task,  # type: ignore[arg-type]
+                       label_delimiter=config.data.label_delimiter, options=options)
+
+
 def evaluate(
     model_dir: str | Path, data: str | Path, *, report: str | Path | None = None, calibrate_on: str | Path | bool = False,
-    batch_size: int | None = None, prefix: str = "test",
+    batch_size: int | None = None, prefix: str = "test", reader: Reader | None = None, options: ReadOptions | None = None,
+    overwrite: bool = False,
 ) -> dict[str, float]:
     """Metrics of the model in ``model_dir`` on the labeled file ``data``.
 
     ``calibrate_on``: True fits temperature scaling on the model's validation data, a path on that file;
-    the temperature is saved into the model directory first. ``report``: write the report there.
+    the temperature is saved into the model directory first. ``report``: write the report there (an existing
+    folder only with ``overwrite``: then it is replaced whole). ``reader``: read ``data`` (and a calibration file)
+    with these settings instead of the model's; ``options.names`` says how errors name them.
     """
     from textsift import load
 
+    if report is not None:
+        check_output_dir(Path(report), overwrite, "--report")
     predictor = load(model_dir)
-    dataset = read_for(predictor.config, str(Path(data).resolve()))
+    dataset = read_labeled(predictor, data, reader, options)
     if calibrate_on is not False:
-        held_out = validation_data_of(predictor) if calibrate_on is True else read_for(predictor.config, str(Path(calibrate_on).resolve()))
+        held_out = validation_data_of(predictor) if calibrate_on is True else read_labeled(predictor, calibrate_on, reader, options)
         if Path(held_out.name).is_file() and file_fingerprint(Path(held_out.name)) == file_fingerprint(Path(dataset.name)):
             logger.warning("The temperature is fitted on the data being evaluated: its ECE will look better than on new data.")
         calibrate(predictor, held_out, batch_size)
     result = evaluation_data(predictor, dataset, batch_size)
+    warn_labels_without_examples(result)
     if report is not None:
         return write_report(report, result, prefix=prefix).metrics
     return result.metrics(prefix)

@@ -72,6 +72,7 @@ def render_report(
         for k, name in cards if f"{prefix}/{k}" in headline
     ) + "</div>")
     parts.append(_table(["metric", "value"], [[k.removeprefix(prefix + "/"), int(v) if k.endswith("/examples") else v] for k, v in headline.items()]))
+    parts.append(f'<p class="coverage">{_e(info["macro_average_note"])}</p>')
 
     multilabel = info.get("task") == "multilabel"
     parts.append('<h2 id="per-label">Per label</h2>')

@@ -27,6 +27,9 @@ import csv
 import io
 import json
 import logging
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,7 +46,7 @@ from textsift.evaluation.metrics import (
     calibration_bins, classification_metrics, confusion_matrix, expected_calibration_error, error_rate_by_length, probability_metrics,
     multilabel_metrics, row_normalize, sigmoid, softmax, summary, top_confused_pairs,
 )
-from textsift.util import atomic_write_bytes, atomic_write_text
+from textsift.util import atomic_write_bytes, atomic_write_text, replace_dir
 
 logger = logging.getLogger(__name__)
 
@@ -153,13 +156,35 @@ def _read_training_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str,
     return steps, epochs
 
 
+def labels_without_examples(data: EvaluationData) -> list[str]:
+    """Labels of the model that no example of ``data`` has (their F1 is 0 and still counts in macro averages)."""
+    y = np.asarray(data.y_true)
+    support = y.sum(axis=0) if y.ndim == 2 else np.bincount(y.astype(np.int64), minlength=len(data.label_names))
+    return [n for n, s in zip(data.label_names, support) if s == 0]
+
+
+def macro_note(names: Sequence[str], absent: Sequence[str], source: str | None) -> str:
+    note = f"Macro averages cover all {len(names)} labels of the model."
+    if absent:
+        note += (f" {len(absent)} of them have no examples in {source or 'this data'} ({', '.join(absent)}): "
+                 "their recall and F1 count as 0 in the macro averages, which lowers them.")
+    return note
+
+
+def warn_labels_without_examples(data: EvaluationData) -> None:
+    absent = labels_without_examples(data)
+    if absent:
+        logger.warning("%s: no examples of the label(s) %s; macro averages count their F1 as 0. Give data with every label, "
+                       "or drop unused labels from data.labels.", data.source or "the evaluated data", ", ".join(absent))
+
+
 def write_report(
     directory: str | Path, data: EvaluationData, *, prefix: str = "test", title: str | None = None,
     training_log: Path | None = None, uncalibrated_temperature: float | None = 1.0, errors_shown: int = 200,
 ) -> Report:
     """Write every artifact of the report for ``data`` into ``directory`` and return its metrics."""
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if data.multilabel:
         return _write_multilabel_report(out, data, prefix=prefix, title=title, training_log=training_log, errors_shown=errors_shown)
     names = data.label_names
@@ -321,11 +346,14 @@ def _finish(
             images["training_curves.png"] = plots.training_curves_png(steps, epochs)
             curves = epochs
     files["metrics.json"] = json.dumps(metrics, indent=1)
+    absent = labels_without_examples(data)
     info = {
         "title": title or f"Evaluation of {data.model_dir or 'a model'} on {data.source or 'data'}",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model_dir": data.model_dir, "data": data.source, "data_fingerprint": data.fingerprint,
         "examples": int(len(data.y_true)), "labels": data.label_names, "prefix": prefix, "temperature": data.temperature,
+        "macro_average_labels": data.label_names, "labels_without_examples": absent,
+        "macro_average_note": macro_note(data.label_names, absent, data.source),
         **extra_info,
         "files": sorted([*files, *images, "report.json", "report.html"]),
     }
@@ -335,10 +363,18 @@ def _finish(
         errors=[dict(zip(header, r)) for r in error_rows[:errors_shown]], n_errors=len(error_rows),
         by_length=by_length, images=images, epochs=curves,
     )
-    for name, content in {**images, **files}.items():
-        if isinstance(content, bytes):
-            atomic_write_bytes(out / name, content)
-        else:
-            atomic_write_text(out / name, content)
+    # the whole report appears at once, replacing any earlier one: never a mix of two reports
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        os.chmod(tmp, 0o755)
+        for name, content in {**images, **files}.items():
+            if isinstance(content, bytes):
+                atomic_write_bytes(tmp / name, content)
+            else:
+                atomic_write_text(tmp / name, content)
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     logger.info("Report: %s (%d files; open report.html)", out, len(files) + len(images))
     return Report(out, metrics, sorted([*files, *images]))
