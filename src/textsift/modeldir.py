@@ -104,21 +104,72 @@ def load_config_from(path: Path) -> Config:
         raise ModelDirError(f"{path}/config.yaml does not validate (made by another textsift version?): {exc}") from None
 
 
+def read_json_file(path: Path, name: str, expected: str) -> Any:
+    """A JSON file of the model directory; not JSON is a :class:`ModelDirError` naming it and what it should hold."""
+    file = _require(path, name)
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelDirError(f"{file} is damaged: not JSON ({str(exc).splitlines()[0]}); it should hold {expected}. "
+                            "Copy it again from the directory training wrote, or train again.") from None
+
+
+def load_labels(path: Path) -> list[str]:
+    expected = 'the label set, {"labels": ["name", ...]}'
+    raw = read_json_file(path, "labels.json", expected)
+    labels = raw.get("labels") if isinstance(raw, dict) else None
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x for x in labels):
+        raise ModelDirError(f"{path / 'labels.json'} is damaged: expected {expected} with at least two names, "
+                            f"found {json.dumps(raw)[:80]}. Copy it again from the directory training wrote, or train again.")
+    if len(set(labels)) != len(labels):
+        raise ModelDirError(f"{path / 'labels.json'} is damaged: a label name occurs twice. Copy it again, or train again.")
+    return labels
+
+
+def _weights_error(weights_file: Path, labels_file: Path, model: torch.nn.Module, weights: dict[str, torch.Tensor],
+                   num_labels: int, exc: Exception) -> ModelDirError:
+    """Say which file is wrong: labels.json when the weights' output size differs from its label count."""
+    state = model.state_dict()
+    for key, tensor in weights.items():
+        expected = state.get(key)
+        if expected is not None and tuple(expected.shape) != tuple(tensor.shape) and expected.shape and expected.shape[0] == num_labels:
+            return ModelDirError(
+                f"{labels_file} lists {num_labels} labels, but {weights_file.name} has {tensor.shape[0]} outputs ({key}): "
+                "the files come from different models. Copy the whole directory that training wrote, or train again."
+            )
+    return ModelDirError(f"{weights_file}: cannot load the weights ({str(exc).splitlines()[0]}).")
+
+
 def load_model_dir(path: str | Path) -> tuple[Config, torch.nn.Module, Tokenizer, list[str], dict[str, Any]]:
+    """Load and check a model directory: every problem names the file and what is wrong with it."""
     path = find_model_dir(path)
+    if not path.is_dir():
+        raise ModelDirError(f"'{path}' is a file; give the model directory (the folder holding config.yaml and model.safetensors).")
     config = load_config_from(path)
-    labels = json.loads(_require(path, "labels.json").read_text(encoding="utf-8"))["labels"]
-    meta = json.loads(_require(path, "meta.json").read_text(encoding="utf-8"))
+    labels = load_labels(path)
+    meta = read_json_file(path, "meta.json", "the training metadata (a JSON object)")
+    if not isinstance(meta, dict):
+        raise ModelDirError(f"{path / 'meta.json'} is damaged: expected a JSON object, found {type(meta).__name__}. "
+                            "Copy it again from the directory training wrote, or train again.")
     weights_file = _require(path, "model.safetensors")
     tokenizer = config.tokenizer.build()  # type: ignore[attr-defined]
-    tokenizer.load(_require(path, "tokenizer"))
+    try:
+        tokenizer.load(_require(path, "tokenizer"))
+    except ModelDirError:
+        raise
+    except Exception as exc:  # each tokenizer library has its own errors for a damaged file
+        raise ModelDirError(f"{path / 'tokenizer'}: cannot load the tokenizer ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+                            "Copy the whole directory that training wrote, or train again.") from None
     model = config.model.build_from_dir(  # type: ignore[attr-defined]
         path, vocab_size=tokenizer.vocab_size, num_labels=len(labels), tokenizer=tokenizer
     )
     try:
         weights = load_file(str(weights_file))
-        model.load_state_dict(weights)
-    except Exception as exc:  # damaged file, or weights of another shape
+    except Exception as exc:  # safetensors raises its own error types for a damaged file
         raise ModelDirError(f"{weights_file}: cannot load the weights ({str(exc).splitlines()[0]}).") from None
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:  # weights of another shape or other names
+        raise _weights_error(weights_file, path / "labels.json", model, weights, len(labels), exc) from None
     model.eval()
     return config, model, tokenizer, labels, meta

@@ -96,3 +96,22 @@ def load_record(cls: type[T], file: Path, fix: str) -> T | None:
         return cls(**json.loads(file.read_text(encoding="utf-8")))
     except (ValueError, TypeError) as exc:
         raise ModelDirError(f"{file} is damaged ({exc}); {fix}.") from None
+
+
+def check_output_dir(path: Path, option: str, *, overwrite: bool = False, ours: tuple[str, ...] = ()) -> None:
+    """Refuse to write into a folder this command did not create.
+
+    An existing, non-empty folder is refused unless ``overwrite`` (the caller then replaces it whole), or unless
+    it holds one of ``ours``: files by which the command recognises its own earlier output (a study it continues).
+    """
+    from textsift.errors import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} '{path}' is a file; give a folder to write into.")
+    if not path.is_dir() or overwrite or not any(path.iterdir()):
+        return
+    if ours and any((path / name).exists() for name in ours):
+        return
+    fix = "pass --overwrite to replace that folder whole, or choose a new one" if not ours else "choose a new or empty folder"
+    raise ConfigError(f"{option} '{path}' already holds files this command did not write; {fix}.")

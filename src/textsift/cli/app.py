@@ -81,10 +81,25 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def main() -> None:
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """Move ``-q``/``-v`` given after the subcommand to the front, so they work in both places.
+
+    Only whole arguments count, and nothing after ``--`` or given as the value of an option.
+    """
+    args = list(args)
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
+    return flags + rest + args[end:]
+
+
+def main(args: list[str] | None = None) -> None:
     from textsift.cli import commands  # noqa: F401  (registers the commands)
 
-    app(prog_name="textsift")
+    app(args=hoist_global_flags(sys.argv[1:] if args is None else args), prog_name="textsift")
 
 
 if __name__ == "__main__":  # pragma: no cover

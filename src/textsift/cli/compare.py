@@ -20,10 +20,15 @@ def compare(
     resamples: int = typer.Option(10_000, "--resamples", min=100, help="Bootstrap resamples."),
     confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999, help="Confidence level of the intervals."),
     seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output folder."),
 ) -> None:
     """Compare models on the same test set, with a paired bootstrap interval for each difference to the first."""
     from textsift.evaluation.compare import compare as run, load_report_predictions, predict_afresh, write_comparison
 
+    from textsift.util import check_output_dir
+
+    if output is not None:
+        check_output_dir(output, "--output", overwrite=overwrite)
     systems = [predict_afresh(p, data) if data is not None else load_report_predictions(p) for p in paths]
     result = run(systems, resamples=resamples, confidence=confidence, seed=seed)
     names = list(result["metrics"])

@@ -41,6 +41,10 @@ def tune(
     search = SearchSpace.load(space)
     name = study or config.stem
     output = output or Path("runs") / f"tune-{name}"
+    from textsift.util import check_output_dir
+
+    # a study's own folder is continued (--resume, or workers sharing it); any other folder with files is refused
+    check_output_dir(output, "--output", ours=("study.db", "study.json", "trials", "pbt.log", ".study.lock", "study.db.lock"))
     if scheduler == "pbt":
         from textsift.tuning.pbt import run_pbt
 

@@ -16,6 +16,7 @@ import csv
 import gzip
 import io
 import json
+import logging
 import sys
 import zlib
 from collections.abc import Iterator, Mapping
@@ -40,6 +41,7 @@ except OverflowError:  # pragma: no cover - platforms whose C long is 32 bits
     csv.field_size_limit(2**31 - 1)
 
 _SNIFF_BYTES = 8192
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,18 @@ def _python_encoding(encoding: str) -> str:
     return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
-def _open_text(path: Path, encoding: str, **kwargs: Any) -> io.TextIOWrapper:
+def _looks_like_utf8(head: bytes) -> bool:
+    """Non-ASCII bytes that all form valid UTF-8 sequences: almost surely UTF-8, not a one-byte encoding."""
+    if not any(b >= 0x80 for b in head):
+        return False
+    try:
+        head.decode("utf-8")
+        return True
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3 and exc.reason == "unexpected end of data"  # a sequence cut by the sniff
+
+
+def _open_text(path: Path, encoding: str, options: ReadOptions | None = None, **kwargs: Any) -> io.TextIOWrapper:
     raw = _open_bytes(path)
     try:
         head = raw.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]  # type: ignore[attr-defined]
@@ -113,6 +126,10 @@ def _open_text(path: Path, encoding: str, **kwargs: Any) -> io.TextIOWrapper:
             f"{path}: not a text file (a NUL byte at offset {nul}); expected CSV, TSV or JSON Lines text. "
             "Check the file, or name a Parquet file .parquet."
         )
+    if codecs.lookup(encoding).name not in ("utf-8", "ascii") and not _wide_encoding(encoding) and _looks_like_utf8(head):
+        logger.warning(
+            "%s is read as %s, but its text looks like UTF-8: its non-ASCII characters would come out garbled (é as Ã©). "
+            "If it is UTF-8, set %s to utf-8.", path, encoding, (options or ReadOptions()).name("encoding"))
     return io.TextIOWrapper(raw, encoding=_python_encoding(encoding), **kwargs)
 
 
@@ -233,6 +250,7 @@ class Reader(Spec):
         if not value.strip() and options.on_empty == "error":
             raise DataError(
                 f"{path}, row {row}: the text (column {shown(column, 40)}) is empty. Remove the row or fill in its text."
+                + (f" Or choose what to do with empty texts: {options.names['on_empty']}." if "on_empty" in options.names else "")
             )
         return value
 
@@ -244,7 +262,7 @@ class JsonlReader(Reader):
     type: Literal["jsonl"] = "jsonl"
 
     def _rows(self, path: Path, options: ReadOptions) -> Iterator[Example]:
-        with _open_text(path, self.encoding) as f:
+        with _open_text(path, self.encoding, options) as f:
             checked = False
             for line_no, line in enumerate(f, start=1):
                 if not line.strip():
@@ -281,7 +299,7 @@ class CsvReader(Reader):
             raise DataError(f"{options.name('delimiter')} must be one character (not a line break), got {shown(delimiter)}.")
         if len(self.quotechar) != 1 or self.quotechar in "\r\n" or self.quotechar == delimiter:
             raise DataError(f"data.reader.quotechar must be one character other than the delimiter, got {shown(self.quotechar)}.")
-        with _open_text(path, self.encoding, newline="") as f:
+        with _open_text(path, self.encoding, options, newline="") as f:
             reader = csv.reader(f, delimiter=delimiter, quotechar=self.quotechar)
             columns: list[str] | None = None
             if self.header:
@@ -374,6 +392,7 @@ class AutoReader(CsvReader):
 READER_OPTIONS = {
     "type": "--reader", "encoding": "--encoding", "text_column": "--text-column", "text_pair_column": "--text-pair-column",
     "label_column": "--label-column", "delimiter": "--delimiter", "keep_columns": "--keep-columns",
+    "on_empty": "--on-empty skip|predict",
 }
 """How ``predict`` and ``evaluate`` name the reader settings (their command-line options)."""
 

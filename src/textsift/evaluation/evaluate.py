@@ -17,7 +17,7 @@ from textsift.evaluation.calibration import Calibration, fit_temperature
 from textsift.evaluation.report import EvaluationData, warn_labels_without_examples, write_report
 from textsift.evaluation.thresholds import Decision
 from textsift.predict import Predictor
-from textsift.util import file_fingerprint
+from textsift.util import check_output_dir, file_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +37,6 @@ def evaluation_data(predictor: Predictor, dataset: Dataset, batch_size: int | No
         fingerprint=file_fingerprint(path) if path.is_file() else None,
         model_dir=str(predictor.path) if predictor.path is not None else None, decision=predictor.decision,
     )
-
-
-def check_output_dir(path: Path, overwrite: bool, option: str) -> None:
-    """Refuse to write into an existing, non-empty folder unless asked (it is then replaced whole)."""
-    if path.exists() and not path.is_dir():
-        raise DataError(f"{option} '{path}' is a file; give a folder to write into.")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise DataError(
-            f"{option} '{path}' already holds files; pass --overwrite to replace that folder whole, or choose a new one."
-        )
 
 
 def validation_data_of(predictor: Predictor) -> Dataset:
@@ -114,7 +104,7 @@ def evaluate(
     from textsift import load
 
     if report is not None:
-        check_output_dir(Path(report), overwrite, "--report")
+        check_output_dir(Path(report), "--report", overwrite=overwrite)
     predictor = load(model_dir)
     dataset = read_labeled(predictor, data, reader, options)
     if calibrate_on is not False:
