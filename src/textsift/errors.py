@@ -41,7 +41,10 @@ class CheckpointError(TextsiftError):
 def did_you_mean(name: str, options: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest option, or an empty string."""
     matches = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f" Did you mean '{matches[0]}'?" if matches else ""
+    if not matches:
+        return ""
+    match = matches[0]
+    return f" Did you mean '{match}'?" if match.isprintable() and len(match) <= 80 else f" Did you mean {match[:80]!r}?"
 
 
 def unknown_name(kind: str, name: str, options: Iterable[str], fix: str = "") -> RegistryError:

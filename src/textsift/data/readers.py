@@ -98,7 +98,7 @@ def _wide_encoding(encoding: str) -> bool:
 
 def _python_encoding(encoding: str) -> str:
     """UTF-8 files may start with a byte order mark (Excel writes one): read it as 'utf-8-sig'."""
-    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding  # (ascii is a strict subset: kept)
 
 
 def _looks_like_utf8(head: bytes) -> bool:
@@ -126,7 +126,7 @@ def _open_text(path: Path, encoding: str, options: ReadOptions | None = None, **
             f"{path}: not a text file (a NUL byte at offset {nul}); expected CSV, TSV or JSON Lines text. "
             "Check the file, or name a Parquet file .parquet."
         )
-    if codecs.lookup(encoding).name not in ("utf-8", "ascii") and not _wide_encoding(encoding) and _looks_like_utf8(head):
+    if not codecs.lookup(encoding).name.startswith(("utf-8", "ascii")) and not _wide_encoding(encoding) and _looks_like_utf8(head):
         logger.warning(
             "%s is read as %s, but its text looks like UTF-8: its non-ASCII characters would come out garbled (é as Ã©). "
             "If it is UTF-8, set %s to utf-8.", path, encoding, (options or ReadOptions()).name("encoding"))
