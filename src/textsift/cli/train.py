@@ -54,7 +54,12 @@ def train(
     if model:
         flags.append(f"model={model}")
     if config is None and resume and output is not None and (output / "config.yaml").is_file():
-        config = output / "config.yaml"  # `textsift train --resume -o RUN` continues RUN as it was
+        from textsift.training.run import untrained_run_files
+
+        # `textsift train --resume -o RUN` continues RUN as it was; a run that never trained has nothing to
+        # continue, and its saved config may hold the very mistake that stopped it: flags alone describe the retry
+        if not (train_file and untrained_run_files(output) is not None):
+            config = output / "config.yaml"
     if config is None and not train_file:
         raise ConfigError("Give a config file, or at least --train FILE (e.g. textsift train --train data.csv --model bag).")
     for flag in flags:  # flags name file paths relative to the working directory

@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from logging.handlers import MemoryHandler
 from pathlib import Path
 from typing import Any
 
@@ -119,11 +120,38 @@ def _metric_name(main_metric: str) -> str:
     return name if name.endswith("f1") or name in ("accuracy", "mcc") else "macro_f1"
 
 
-def _prepare_run_dir(run_dir: Path, config: Config, resume: bool) -> None:
+# What a run leaves in its directory before its first training step. A directory holding nothing else
+# never trained: no checkpoint, no model, no metrics.
+_BEFORE_TRAINING = frozenset({"config.yaml", "train.log"})
+
+
+def untrained_run_files(run_dir: Path) -> list[str] | None:
+    """The files of ``run_dir`` if they are only those of a run that stopped before training (else None)."""
+    if not run_dir.is_dir():
+        return None
+    names = sorted(p.name for p in run_dir.iterdir())
+    if not names or not set(names) <= _BEFORE_TRAINING:
+        return None
+    return names
+
+
+def _check_run_dir(run_dir: Path, config: Config, resume: bool) -> None:
+    """Refuse a run directory that holds another run (or, with ``resume``, a run of another config). Writes nothing.
+
+    A directory left by a run that stopped before training (a data error, a model that failed to build) is free:
+    its retry, with or without ``resume``, starts afresh there.
+    """
+    leftovers = untrained_run_files(run_dir)
+    if leftovers is not None:
+        logger.info("Output directory '%s' holds only %s of a run that never started training: reusing it.",
+                    run_dir, ", ".join(leftovers))
+        return
     saved = run_dir / "config.yaml"
     if resume:
         if not saved.is_file():
-            raise CheckpointError(f"--resume: '{run_dir}' holds no run (no config.yaml) to resume.")
+            raise CheckpointError(
+                f"--resume: '{run_dir}' holds no run (no config.yaml) to resume. Leave out --resume to start a run there."
+            )
         old = yaml.safe_load(saved.read_text(encoding="utf-8"))
         new = config_to_dict(config)
         if old != new:
@@ -137,8 +165,17 @@ def _prepare_run_dir(run_dir: Path, config: Config, resume: bool) -> None:
         raise CheckpointError(
             f"Output directory '{run_dir}' already holds files. Pass --resume to continue that run, or choose another --output."
         )
+
+
+def _write_run_dir(run_dir: Path, config: Config) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(saved, dump_yaml(config))
+    atomic_write_text(run_dir / "config.yaml", dump_yaml(config))
+
+
+def _prepare_run_dir(run_dir: Path, config: Config, resume: bool) -> None:
+    """Check ``run_dir`` is free for this run (see :func:`_check_run_dir`), then create it and save the config."""
+    _check_run_dir(run_dir, config, resume)
+    _write_run_dir(run_dir, config)
 
 
 def _diff(old: Any, new: Any, path: str = "") -> list[str]:
@@ -164,6 +201,7 @@ def train(
 ) -> TrainResult:
     """Train, evaluate on the test data (if any) and, with ``output``, save the run and its model directory.
 
+    The data is read and checked before anything is written to ``output``: a data error leaves no run behind.
     ``splits``: the data to use instead of reading the files the config names (cross-validation folds).
     ``tokenizer``: an already fitted tokenizer to use instead of fitting one on the training data.
     ``report``: write the evaluation report (``run_dir/report/``) on the test data, or the validation data without it.
@@ -172,21 +210,30 @@ def train(
     t0 = time.perf_counter()
     started_distributed = distributed.init_from_env(resolve_device(config.trainer.device))
     main = distributed.is_main()
+    package_logger = logging.getLogger("textsift")
     if not main:  # one rank speaks and writes: rank 0
-        logging.getLogger("textsift").setLevel(logging.WARNING)
+        package_logger.setLevel(logging.WARNING)
     run_dir = Path(output) if output is not None else None
     handler: logging.Handler | None = None
-    if run_dir is not None and main:
-        _prepare_run_dir(run_dir, config, resume)
-        handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger("textsift").addHandler(handler)
+    # until the run directory exists, its log is kept in memory, then written at the top of train.log
+    early_log = MemoryHandler(capacity=10_000, flushLevel=logging.CRITICAL + 1, target=None, flushOnClose=False)
+    package_logger.addHandler(early_log)
     try:
+        if run_dir is not None and main:
+            _check_run_dir(run_dir, config, resume)  # refuse an occupied directory before reading any data
         if config.trainer.num_threads:
             torch.set_num_threads(config.trainer.num_threads)
         seed_everything(config.seed)
         splits = splits if splits is not None else load_splits(config)
         timings["read_s"] = time.perf_counter() - t0
+        if run_dir is not None and main:
+            _write_run_dir(run_dir, config)
+            handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            early_log.setTarget(handler)
+            early_log.flush()
+            package_logger.addHandler(handler)
+        package_logger.removeHandler(early_log)
 
         t = time.perf_counter()
         label_names = splits.labels.names
@@ -287,9 +334,12 @@ def train(
         timings["total_s"] = time.perf_counter() - t0
         return TrainResult(predictor, metrics, state, run_dir, timings)
     finally:
+        package_logger.removeHandler(early_log)
+        early_log.close()
         if started_distributed:
             distributed.barrier()
             distributed.destroy()
         if handler is not None:
-            logging.getLogger("textsift").removeHandler(handler)
+            package_logger.removeHandler(handler)
             handler.close()
+
