@@ -172,6 +172,13 @@ def resolve(raw: dict[str, Any], *, source: str = "config") -> Config:
         raise ConfigError(format_validation_error(exc, merged, source)) from None
 
 
+def read_raw_config(path: str | Path) -> dict[str, Any]:
+    """A config file's settings, not yet validated; its data file paths made absolute (relative to the file)."""
+    raw = read_config_file(path)
+    _resolve_paths(raw, Path(path).resolve().parent)
+    return raw
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
@@ -181,9 +188,7 @@ def load_config(
     raw: dict[str, Any] = copy.deepcopy(base or {})
     source = "command line"
     if path is not None:
-        file_raw = read_config_file(path)
-        _resolve_paths(file_raw, Path(path).resolve().parent)
-        raw = deep_merge(raw, file_raw)
+        raw = deep_merge(raw, read_raw_config(path))
         source = str(path)
     raw = apply_overrides(raw, overrides or [])
     return resolve(raw, source=source)
@@ -273,7 +278,16 @@ def format_validation_error(exc: ValidationError, raw: dict[str, Any], source: s
             lines.append(f"{source}: {path}: {err['msg']}")
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            found = err.get("input")
-            shown = "" if isinstance(found, (dict, list)) else f" (found {found!r})"
+            shown = _found(err.get("input"))
             lines.append(f"{source}: {path or 'config'}: {msg}{shown}.")
     return "\n".join(lines)
+
+
+def _found(value: Any) -> str:
+    """The wrong value as an error shows it: a short repr of a scalar, else only its type (never a whole DataFrame)."""
+    if isinstance(value, (dict, list)):
+        return ""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        text = repr(value)
+        return f" (found {text if len(text) <= 80 else text[:77] + '...'})"
+    return f" (found a {type(value).__name__})"

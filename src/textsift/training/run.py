@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import platform
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from logging.handlers import MemoryHandler
 from pathlib import Path
@@ -24,8 +28,8 @@ import yaml
 from textsift.batching import EncodedDataset
 from textsift.config import Config, config_to_dict, dump_yaml
 from textsift.data.generators import DatasetSpec
-from textsift.data.loading import Splits, load_splits
-from textsift.errors import CheckpointError
+from textsift.data.loading import Splits, load_splits, read_for
+from textsift.errors import CheckpointError, DataError
 from textsift.text.base import Tokenizer
 from textsift.evaluation.calibration import Calibration, fit_temperature
 from textsift.evaluation.report import EvaluationData, write_report
@@ -120,9 +124,10 @@ def _metric_name(main_metric: str) -> str:
     return name if name.endswith("f1") or name in ("accuracy", "mcc") else "macro_f1"
 
 
-# What a run leaves in its directory before its first training step. A directory holding nothing else
-# never trained: no checkpoint, no model, no metrics.
-_BEFORE_TRAINING = frozenset({"config.yaml", "train.log"})
+# What a run leaves in its directory before its first training step (config.yaml, train.log, and data/ for
+# data given in memory). A directory holding nothing else never trained: no checkpoint, no model, no metrics.
+_BEFORE_TRAINING = frozenset({"config.yaml", "train.log", "data"})
+_IN_MEMORY_FILES = frozenset(f"{split}.jsonl" for split in ("train", "validation", "test"))
 
 
 def untrained_run_files(run_dir: Path) -> list[str] | None:
@@ -131,6 +136,9 @@ def untrained_run_files(run_dir: Path) -> list[str] | None:
         return None
     names = sorted(p.name for p in run_dir.iterdir())
     if not names or not set(names) <= _BEFORE_TRAINING:
+        return None
+    data = run_dir / "data"
+    if data.exists() and not (data.is_dir() and {p.name for p in data.iterdir()} <= _IN_MEMORY_FILES):
         return None
     return names
 
@@ -198,6 +206,7 @@ def train(
     report: bool = True,
     tokenizer: Tokenizer | None = None,
     warm_start: Path | None = None,
+    in_memory: Sequence[InMemorySplit] = (),
 ) -> TrainResult:
     """Train, evaluate on the test data (if any) and, with ``output``, save the run and its model directory.
 
@@ -205,6 +214,7 @@ def train(
     ``splits``: the data to use instead of reading the files the config names (cross-validation folds).
     ``tokenizer``: an already fitted tokenizer to use instead of fitting one on the training data.
     ``report``: write the evaluation report (``run_dir/report/``) on the test data, or the validation data without it.
+    ``in_memory``: data given in Python (checked by :func:`config_and_data`), written where the config names it.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -221,6 +231,8 @@ def train(
     try:
         if run_dir is not None and main:
             _check_run_dir(run_dir, config, resume)  # refuse an occupied directory before reading any data
+        for part in in_memory:
+            part.write()
         if config.trainer.num_threads:
             torch.set_num_threads(config.trainer.num_threads)
         seed_everything(config.seed)
@@ -343,3 +355,161 @@ def train(
             package_logger.removeHandler(handler)
             handler.close()
 
+
+# --- config and data given in Python (textsift.train, textsift.evaluate) ----------------------------------------
+
+SPLITS = ("train", "validation", "test")
+IN_MEMORY_FORMS = "a file path, a list of {'text': ..., 'label': ...} dicts, a (texts, labels) pair or a pandas DataFrame"
+
+
+@dataclass(frozen=True)
+class InMemorySplit:
+    """Data given in Python for one setting (``data.train``, ...): already checked, written as JSON Lines to ``path``.
+
+    Written into the run directory (``OUTPUT/data/train.jsonl``), the saved config names a real file and the model
+    directory rebuilds everything, like a run on files (``evaluate --calibrate`` reads its validation file).
+    """
+
+    setting: str
+    path: Path
+    text: str
+
+    def write(self) -> None:
+        atomic_write_text(self.path, self.text)
+
+
+def is_frame(value: Any) -> bool:
+    """A pandas DataFrame (or one alike), recognised without importing pandas."""
+    return hasattr(value, "columns") and callable(getattr(value, "to_dict", None)) and not isinstance(value, Mapping)
+
+
+def is_in_memory(value: Any) -> bool:
+    return is_frame(value) or isinstance(value, (list, tuple))
+
+
+def config_and_data(
+    config: Config | Mapping[str, Any] | str | os.PathLike[str], data_dir: Path, data: Mapping[str, Any],
+) -> tuple[Config, list[InMemorySplit]]:
+    """A validated config from a :class:`Config`, a dict of settings or a config file, with its data in place.
+
+    ``data``: ``{"train": ..., "validation": ..., "test": ...}`` replacing ``data.<split>`` of the config (None: keep it).
+    A split (there, or in a dict config) is a file path or data in memory (see ``IN_MEMORY_FORMS``); data in memory
+    gets the file ``data_dir/<split>.jsonl``, is checked row by row as that file will be, and is returned to be
+    written (:meth:`InMemorySplit.write`). Nothing is written here.
+    """
+    from textsift.config.loader import read_raw_config, resolve
+
+    given = {split: value for split, value in data.items() if value is not None}
+    if isinstance(config, Config):
+        if not given:
+            return config, []
+        raw, source = config_to_dict(config), "config"
+    elif isinstance(config, (str, os.PathLike)):
+        raw, source = read_raw_config(config), str(config)
+    elif isinstance(config, Mapping):
+        raw, source = dict(config), "config (dict)"
+    else:
+        raise ConfigError(
+            f"config: expected a config file path, a dict of settings or a textsift.Config; got {type(config).__name__}."
+        )
+    data_raw = raw.get("data")
+    if isinstance(data_raw, Mapping) or (data_raw is None and given):
+        data_raw = dict(data_raw or {})
+        raw = {**raw, "data": data_raw}
+    pending: dict[str, Any] = {}
+    if isinstance(data_raw, dict):
+        for split in SPLITS:
+            if split in given and data_raw.get(split) is not None:
+                logger.info("%s= replaces data.%s of the config.", split, split)
+            value = given.get(split, data_raw.get(split))
+            if isinstance(value, Mapping) and "type" not in value:
+                raise ConfigError(
+                    f"data.{split}: a mapping here names a dataset generator ({{type: DATASET, ...}}) and has no 'type'. "
+                    f"For data in memory give {IN_MEMORY_FORMS.removeprefix('a file path, ')}."
+                )
+            if value is None or isinstance(value, Mapping):  # absent, or {type: DATASET, ...}
+                continue
+            if isinstance(value, (str, os.PathLike)):
+                if str(value).strip():  # an empty path is the schema's to report
+                    data_raw[split] = str(Path(value).expanduser().resolve())
+            elif is_in_memory(value):
+                pending[split] = value
+                data_raw[split] = str(data_dir.resolve() / f"{split}.jsonl")
+            else:
+                raise ConfigError(f"data.{split}: expected {IN_MEMORY_FORMS}; got {type(value).__name__}.")
+    resolved = resolve(raw, source=source)
+    reader_type = resolved.data.reader.type  # type: ignore[attr-defined]
+    if pending and reader_type not in ("auto", "jsonl"):
+        raise ConfigError(
+            f"data.reader.type '{reader_type}': data given in memory ({', '.join('data.' + s for s in pending)}) is "
+            "written as JSON Lines, which this reader cannot read. Set data.reader.type: auto (the columns still apply)."
+        )
+    parts = [InMemorySplit(f"data.{split}", data_dir.resolve() / f"{split}.jsonl", jsonl_text(value, f"data.{split}", resolved.data.reader))
+             for split, value in pending.items()]
+    with tempfile.TemporaryDirectory(prefix="textsift-check-") as tmp:
+        for part in parts:
+            staged = Path(tmp) / part.path.name
+            atomic_write_text(staged, part.text)
+            with errors_name(staged, f"{part.setting} (in memory)"):
+                read_for(resolved, staged)  # the row checks of a file: empty text, missing label, the task's labels
+    return resolved, parts
+
+
+def jsonl_text(value: Any, setting: str, reader: Any) -> str:
+    """Rows given in memory as JSON Lines, one object a row, keyed by the reader's column names.
+
+    ``value``: a list of dicts (keys: ``reader.text_column``, ``label_column``, ``text_pair_column``), a pandas
+    DataFrame with those columns, or a pair ``(texts, labels)``. Row N of an error is the N-th row given.
+    """
+    if is_frame(value):
+        rows = value.to_dict(orient="records")
+    elif isinstance(value, (list, tuple)) and _is_texts_and_labels(value):
+        texts, labels = (v.tolist() if hasattr(v, "tolist") else list(v) for v in value)
+        if len(texts) != len(labels):
+            raise DataError(f"{setting}: {len(texts)} texts but {len(labels)} labels; a (texts, labels) pair needs one label per text.")
+        rows = [{reader.text_column: t, reader.label_column: y} for t, y in zip(texts, labels)]
+    elif isinstance(value, (list, tuple)) and all(isinstance(row, Mapping) for row in value):
+        rows = list(value)
+    else:
+        found = sorted({type(row).__name__ for row in value if not isinstance(row, Mapping)})
+        raise DataError(
+            f"{setting}: a list of rows must hold dicts like {{'{reader.text_column}': ..., '{reader.label_column}': ...}}, "
+            f"found {', '.join(found)}. Give dicts, a (texts, labels) pair of lists, or a DataFrame."
+        )
+    if not rows:
+        raise DataError(f"{setting}: no examples (the {type(value).__name__} is empty).")
+    return "".join(
+        json.dumps({str(k): _plain(v) for k, v in row.items()}, ensure_ascii=False, default=str) + "\n" for row in rows
+    )
+
+
+def _is_texts_and_labels(value: Sequence[Any]) -> bool:
+    return len(value) == 2 and all(
+        not isinstance(v, (str, bytes, Mapping)) and hasattr(v, "__len__") and hasattr(v, "__iter__") for v in value
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A cell as JSON holds it: numpy scalars and arrays as Python values, a missing value (NaN, pd.NA) as null."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _plain(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@contextmanager
+def errors_name(path: Path, name: str) -> Iterator[None]:
+    """A :class:`DataError` about ``path`` (a file staged from data in memory) names ``name`` instead."""
+    try:
+        yield
+    except DataError as exc:
+        if str(path) not in str(exc):
+            raise
+        raise DataError(str(exc).replace(str(path), name)) from None
