@@ -195,11 +195,7 @@ def test_all_lists_exactly_the_public_api():
         textsift.nope  # noqa: B018
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="textsift.predict.Predictor has no class docstring"))
-    if n == "Predictor" else n
-    for n in PUBLIC
-])
+@pytest.mark.parametrize("name", PUBLIC)
 def test_every_public_name_resolves_and_has_a_docstring(name):
     obj = getattr(textsift, name)
     assert obj.__doc__ and obj.__doc__.strip()

@@ -92,6 +92,14 @@ def test_predict_skip_writes_skipped_rows_in_place_with_kept_columns(model, tmp_
     assert b"\r\n" not in out.read_bytes()
 
 
+def test_a_single_column_file_with_a_blank_text_keeps_its_row(model, tmp_path):
+    data = tmp_path / "texts.csv"
+    data.write_text('text\nwhat a happy day\n   \n""\nawful dreadful film\n')
+    assert "texts.csv, row 3" in error_of(run("predict", str(model), str(data)))
+    records = [json.loads(line) for line in run("predict", str(model), str(data), "--on-empty", "skip").stdout.splitlines()]
+    assert [r["row"] for r in records] == [2, 3, 4, 5] and [r.get("skipped") for r in records] == [None, "empty text", "empty text", None]
+
+
 def test_predict_policy_predict_gives_every_row_a_label(model, tmp_path):
     data = tmp_path / "in.csv"
     data.write_text(MESSY)
@@ -335,3 +343,55 @@ def test_readme_recommended_settings_match_config_show(tmp_path):
         assert actual == value, f"README says {'.'.join(path)}: {value!r}; config show gives {actual!r}"
         checked += 1
     assert checked > 20
+
+
+# --- bad inputs across commands: a short error naming what is wrong, never a traceback ---------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("bad")
+    write_jsonl(tmp / "good.jsonl", [{"text": t, "label": l} for t, l in TINY])
+    (tmp / "wrong_columns.csv").write_text("sentence,category\nhappy,pos\nsad,neg\n")
+    (tmp / "ragged.csv").write_text("text,label\nhappy,pos,extra\n")
+    (tmp / "binary.csv").write_bytes(bytes(range(256)))
+    (tmp / "latin.csv").write_bytes("text,label\nna\xefve,pos\nsad,neg\n".encode("latin-1"))
+    (tmp / "bad.jsonl").write_text('{"text": "a", "label": "pos"}\n{"text": \n')
+    (tmp / "notes.txt").write_text("text,label\n")
+    (tmp / "damaged.csv.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    (tmp / "empty.csv").write_text("")
+    (tmp / "a_file").write_text("x")
+    return tmp
+
+
+BAD = [
+    # (command line with {m} = model dir, {d} = the bad-input folder; the words the error must contain)
+    (["predict", "{m}", "{d}/missing.csv"], ["missing.csv", "does not exist"]),
+    (["predict", "{m}", "{d}/wrong_columns.csv"], ["wrong_columns.csv", "no column 'text'", "--text-column", "sentence"]),
+    (["predict", "{m}", "{d}/ragged.csv"], ["ragged.csv, row 2", "3 fields, expected 2"]),
+    (["predict", "{m}", "{d}/binary.csv"], ["binary.csv", "not a text file"]),
+    (["predict", "{m}", "{d}/latin.csv"], ["latin.csv, line 2", "--encoding"]),
+    (["predict", "{m}", "{d}/bad.jsonl"], ["bad.jsonl, line 2", "not valid JSON"]),
+    (["predict", "{m}", "{d}/notes.txt"], ["notes.txt", "--reader"]),
+    (["predict", "{m}", "{d}/damaged.csv.gz"], ["damaged.csv.gz", "cannot read"]),
+    (["predict", "{m}", "{d}/good.jsonl", "--on-empty", "drop"], ["--on-empty", "error, skip, predict"]),
+    (["predict", "{m}", "{d}/good.jsonl", "-o", "{d}/out.txt"], ["out.txt", ".csv or .jsonl"]),
+    (["predict", "{d}/nowhere", "{d}/good.jsonl"], ["nowhere", "does not exist"]),
+    (["predict", "{d}/a_file", "{d}/good.jsonl"], ["a_file", "is a file"]),
+    (["evaluate", "{m}", "{d}/empty.csv"], ["empty.csv", "empty"]),
+    (["evaluate", "{m}", "{d}/wrong_columns.csv", "--text-column", "sentence"], ["no column 'label'", "--label-column", "category"]),
+    (["evaluate", "{m}", "{d}/good.jsonl", "--report", "{d}/a_file"], ["a_file", "is a file"]),
+    (["evaluate", "{m}", "{d}/good.jsonl", "--delimiter", ";", "--reader", "jsonl"], ["--delimiter", "jsonl reader"]),
+    (["train", "--train", "{d}/missing.csv", "-o", "{d}/run1"], ["missing.csv", "does not exist"]),
+    (["train", "--train", "{d}/wrong_columns.csv", "-o", "{d}/run2"], ["wrong_columns.csv", "no column 'text'", "data.reader.text_column"]),
+    (["train", "{d}/good.jsonl", "-o", "{d}/run3"], ["good.jsonl", "--train"]),
+    (["train", "--train", "{d}/good.jsonl", "-o", "{d}/a_file"], ["a_file"]),
+]
+
+
+@pytest.mark.parametrize("args,words", BAD, ids=[f"{i}-{a[0]}" for i, (a, _) in enumerate(BAD)])
+def test_bad_input_gives_a_short_error_naming_it(model, bad_inputs, args, words):
+    result = run(*(a.format(m=model, d=bad_inputs) for a in args))
+    message = error_of(result)
+    for word in words:
+        assert word in message, f"{word!r} not in {message!r}"

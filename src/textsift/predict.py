@@ -76,6 +76,11 @@ class Predictions:
 
 
 class Predictor:
+    """A trained model ready to predict: tokenizer, network, calibration and decision thresholds.
+
+    ``textsift.load(model_dir)`` gives one; ``predict(texts)`` returns one prediction per text, in order.
+    """
+
     def __init__(
         self, config: Config, model: torch.nn.Module, tokenizer: Tokenizer, labels: list[str],
         meta: dict[str, Any] | None = None, device: str = "cpu", calibration: Calibration | None = None,
