@@ -395,3 +395,13 @@ def test_bad_input_gives_a_short_error_naming_it(model, bad_inputs, args, words)
     message = error_of(result)
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"
+
+
+def test_resume_names_the_decisive_difference_first(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY])
+    common = ["--train", str(data), "-o", str(tmp_path / "run"), "--no-report"]
+    assert run("-q", "train", *common, "--model", "bag", "--set", "trainer.epochs=1").exit_code == 0
+    message = error_of(run("train", *common, "--model", "cnn", "--set", "trainer.epochs=2", "--resume"))
+    differences = message.split("started with (", 1)[1]
+    assert differences.startswith("model.type: 'bag' -> 'cnn'"), message
+    assert "more)" in differences or "trainer.epochs" in differences

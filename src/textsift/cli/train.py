@@ -23,6 +23,27 @@ def summary_table(metrics: dict[str, float], title: str) -> Table:
     return table
 
 
+def _load_train_config(config: Path | None, overrides: list[str]) -> object:
+    """The run's config; a data file given where the config goes gets "did you mean --train"."""
+    from textsift.config import load_config
+    from textsift.data.readers import DATA_SUFFIXES
+    from textsift.errors import ConfigError
+
+    hint = ""
+    if config is not None:
+        suffixes = [x.lower() for x in config.suffixes if x.lower() != ".gz"]
+        if suffixes and suffixes[-1] in DATA_SUFFIXES:
+            hint = f" '{config}' looks like a data file: did you mean `textsift train --train {config}`?"
+            if suffixes[-1] != ".json":  # JSON can hold a config; the others cannot
+                raise ConfigError(f"The first argument of train is a config file (YAML or Jsonnet).{hint}")
+    try:
+        return load_config(config, overrides=overrides)
+    except ConfigError as exc:
+        if hint:
+            raise ConfigError(f"{exc}{hint}") from None
+        raise
+
+
 @app.command()
 @handle_errors
 def train(
@@ -66,7 +87,7 @@ def train(
         key, _, value = flag.partition("=")
         if key.startswith("data."):
             flags[flags.index(flag)] = f"{key}={Path(value).resolve()}"
-    cfg = load_config(config, overrides=flags + list(overrides))
+    cfg = _load_train_config(config, flags + list(overrides))
     if output is None:
         output = Path("runs") / f"{cfg.model.type.replace(':', '.')}-{time.strftime('%Y%m%d-%H%M%S')}"  # type: ignore[attr-defined]
     callbacks = []

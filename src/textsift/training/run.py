@@ -149,6 +149,8 @@ def _check_run_dir(run_dir: Path, config: Config, resume: bool) -> None:
     A directory left by a run that stopped before training (a data error, a model that failed to build) is free:
     its retry, with or without ``resume``, starts afresh there.
     """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CheckpointError(f"--output '{run_dir}' is a file; give a directory for the run (a new one, or a run to --resume).")
     leftovers = untrained_run_files(run_dir)
     if leftovers is not None:
         logger.info("Output directory '%s' holds only %s of a run that never started training: reusing it.",
@@ -163,9 +165,10 @@ def _check_run_dir(run_dir: Path, config: Config, resume: bool) -> None:
         old = yaml.safe_load(saved.read_text(encoding="utf-8"))
         new = config_to_dict(config)
         if old != new:
-            diffs = _diff(old, new)
+            diffs = sorted(_diff(old, new), key=_decisiveness)
+            more = f"; and {len(diffs) - 5} more" if len(diffs) > 5 else ""
             raise CheckpointError(
-                f"--resume: the config differs from the one '{run_dir}' was started with ({'; '.join(diffs[:5])}). "
+                f"--resume: the config differs from the one '{run_dir}' was started with ({'; '.join(diffs[:5])}{more}). "
                 "Resume with the same config, or start a new run in another --output directory."
             )
         return
@@ -184,6 +187,21 @@ def _prepare_run_dir(run_dir: Path, config: Config, resume: bool) -> None:
     """Check ``run_dir`` is free for this run (see :func:`_check_run_dir`), then create it and save the config."""
     _check_run_dir(run_dir, config, resume)
     _write_run_dir(run_dir, config)
+
+
+def _decisiveness(diff: str) -> tuple[int, str]:
+    """Order config differences so that the one that decides most comes first: a component type, the task,
+    then model and tokenizer settings, data, and the rest."""
+    path = diff.split(":", 1)[0]
+    if path == "task" or path.endswith(".type") and path.count(".") == 1:
+        rank = 0
+    elif path.startswith(("model.", "tokenizer.")):
+        rank = 1
+    elif path.startswith("data."):
+        rank = 2
+    else:
+        rank = 3
+    return rank, path
 
 
 def _diff(old: Any, new: Any, path: str = "") -> list[str]:
