@@ -405,3 +405,19 @@ def test_resume_names_the_decisive_difference_first(tmp_path):
     differences = message.split("started with (", 1)[1]
     assert differences.startswith("model.type: 'bag' -> 'cnn'"), message
     assert "more)" in differences or "trainer.epochs" in differences
+
+
+def test_compare_and_tune_refuse_a_folder_they_did_not_create(model, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("do not touch")
+    message = error_of(run("compare", str(model), str(model), "-o", str(foreign)))
+    assert "mine' already holds files" in message and "--overwrite" in message
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY])
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{train: {data}}}\nmodel: {{type: bag}}\n")
+    space = tmp_path / "space.yaml"
+    space.write_text("trainer.optimizer.lr: [0.01, 0.02]\n")
+    message = error_of(run("tune", str(config), "--space", str(space), "--trials", "1", "-o", str(foreign)))
+    assert "mine' already holds files this command did not write" in message
+    assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
