@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -235,3 +237,152 @@ def test_fingerprints_do_not_depend_on_what_the_process_imported(tmp_path):
     rows = json.loads(fresh.stdout)
     assert [r["step"] for r in rows] == ["data", "splits", "model", "evaluation"]
     assert all(r["status"] == "cached" for r in rows), rows
+
+
+# --- results outside the cache, and paths inside it --------------------------------------------
+
+def _export_workflow(directory: Path, epochs: int) -> Path:
+    return write_workflow(directory, size=120, epochs=epochs,
+                          extra_steps={"export": {"type": "export", "model": {"ref": "model"}, "path": "exported/model"}})
+
+
+def _same_model(a: Path, b: Path) -> bool:
+    return all((a / f).read_bytes() == (b / f).read_bytes() for f in ("model.safetensors", "meta.json", "config.yaml", "labels.json"))
+
+
+def test_export_holds_the_model_of_the_fingerprint_it_is_served_under(tmp_path, caplog):
+    exported = tmp_path / "exported" / "model"
+    one = Workflow.load(_export_workflow(tmp_path, 1)).run("one")
+    two = Workflow.load(_export_workflow(tmp_path, 2)).run("two")
+    assert hits(two)["model"] is False and _same_model(exported, two.results["model"].model_dir)
+
+    back = Workflow.load(_export_workflow(tmp_path, 1))  # the setting goes back: model and export fingerprints as in "one"
+    plans = back.plan()
+    assert plans["model"].cached and not plans["export"].cached
+    assert plans["export"].reason == f"its result outside the cache ({exported}) is gone or changed"
+    with caplog.at_level(logging.INFO, logger="textsift"):
+        three = back.run("three")
+    assert hits(three) == {"data": True, "splits": True, "model": True, "evaluation": True, "export": False}
+    assert three.steps["export"].fingerprint == one.steps["export"].fingerprint
+    assert _same_model(exported, one.results["model"].model_dir)
+    assert not _same_model(exported, two.results["model"].model_dir)
+    assert any(f"Step export (export): computing [its result outside the cache ({exported}) is gone or changed]" in r.getMessage()
+               for r in caplog.records)
+    assert all(hits(Workflow.load(_export_workflow(tmp_path, 1)).run("four")).values())
+
+
+def test_an_edited_or_deleted_export_is_written_again(tmp_path):
+    path = _export_workflow(tmp_path, 1)
+    exported = tmp_path / "exported" / "model"
+    model_dir = Workflow.load(path).run("one").results["model"].model_dir
+    (exported / "labels.json").write_text("[]")
+    assert not Workflow.load(path).plan()["export"].cached
+    assert hits(Workflow.load(path).run("two"))["export"] is False and _same_model(exported, model_dir)
+    (exported / "model.safetensors").unlink()  # no longer a model directory, but this step's own export
+    assert hits(Workflow.load(path).run("three"))["export"] is False and _same_model(exported, model_dir)
+    shutil.rmtree(exported)
+    assert hits(Workflow.load(path).run("four"))["export"] is False and _same_model(exported, model_dir)
+    assert hits(Workflow.load(path).run("five"))["export"] is True
+
+
+def test_export_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
+    foreign = tmp_path / "exported" / "model"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=rf"{foreign} exists and is not a textsift model directory.*another 'path'.*remove"):
+        Workflow.load(_export_workflow(tmp_path, 1)).run("one")
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"] and (foreign / "notes.txt").read_text() == "mine"
+
+
+def _user_steps_module(directory: Path, name: str) -> None:
+    """Steps registered as NAME_fresh_split, NAME_note and NAME_checked (names are global: one module, one prefix)."""
+    (directory / f"{name}.py").write_text(textwrap.dedent(f"""
+        from pathlib import Path
+        from textsift.data.example import Dataset
+        from textsift.workflow import step
+        from textsift.workflow.builtin import split
+
+
+        @step("{name}_fresh_split", cache=False)
+        def fresh_split(data: Dataset) -> dict:
+            # datasets without a cached file: the train step writes them under its output_dir
+            return {{k: Dataset(f"fresh {{k}}", v.examples) for k, v in split(data, validation=0.2, test=0.2).items()}}
+
+
+        @step("{name}_note")
+        def note(text: str, path: str, context) -> dict:
+            target = context.external(Path(path))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            return {{"path": str(target)}}
+
+
+        @step("{name}_checked", verify=lambda result: Path(result["flag"]).exists())
+        def checked(flag: str) -> dict:
+            return {{"flag": flag}}
+        """))
+
+
+def test_user_steps_declare_results_outside_the_cache(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _user_steps_module(tmp_path, "wf_steps_d")
+    flag = tmp_path / "flag"
+    flag.write_text("x")
+    path = tmp_path / "workflow.yaml"
+    path.write_text(yaml.safe_dump({"imports": ["wf_steps_d"], "tracking": {"mlflow": None}, "steps": {
+        "note": {"type": "wf_steps_d_note", "text": "hello", "path": "out/note.txt"},
+        "checked": {"type": "wf_steps_d_checked", "flag": str(flag)}}}))
+    assert hits(Workflow.load(path).run("one")) == {"note": False, "checked": False}
+    assert hits(Workflow.load(path).run("two")) == {"note": True, "checked": True}
+    note = tmp_path / "out" / "note.txt"
+    note.write_text("edited")
+    flag.unlink()
+    plans = Workflow.load(path).plan()
+    assert plans["note"].reason == f"its result outside the cache ({note}) is gone or changed"
+    assert not plans["checked"].cached and "outside the cache" in plans["checked"].reason
+    assert hits(Workflow.load(path).run("three")) == {"note": False, "checked": False}
+    assert note.read_text() == "hello"
+
+
+def test_paths_in_cached_results_name_the_entry(tmp_path, caplog, monkeypatch):
+    from test_cli import run
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _user_steps_module(tmp_path, "wf_steps_e")
+    path = tmp_path / "workflow.yaml"
+    path.write_text(yaml.safe_dump({"imports": ["wf_steps_e"], "tracking": {"mlflow": None}, "steps": {
+        "data": {"type": "dataset", "generate": {"type": "sort_detection", "size": 120, "seed": 0}},
+        "splits": {"type": "wf_steps_e_fresh_split", "data": {"ref": "data"}},
+        "model": {"type": "train", "train": {"ref": "splits.train"}, "validation": {"ref": "splits.validation"},
+                  "test": {"ref": "splits.test"}, "config": {"model": {"type": "bag"}, "trainer": {"epochs": 1}}},
+        "evaluation": {"type": "evaluate", "model": {"ref": "model"}, "data": {"ref": "splits.test"}}}}))
+    workflow = Workflow.load(path)
+    with caplog.at_level(logging.INFO, logger="textsift"):
+        execution = workflow.run("one")
+    model_entry, eval_entry = (Path(execution.steps[n].entry) for n in ("model", "evaluation"))
+    assert not (workflow.cache.root / "work" / execution.steps["model"].fingerprint).exists()
+
+    train_report = json.loads((model_entry / "run" / "report" / "report.json").read_text())
+    assert train_report["model_dir"] == str(model_entry / "run" / "model")
+    assert train_report["data"] == str(model_entry / "data" / "test.jsonl") and Path(train_report["data"]).is_file()
+    eval_report = json.loads((eval_entry / "report" / "report.json").read_text())
+    assert Path(eval_report["model_dir"]).is_dir() and eval_report["model_dir"] == str(model_entry / "run" / "model")
+    config = yaml.safe_load((model_entry / "run" / "model" / "config.yaml").read_text())
+    for split_name in ("train", "validation", "test"):
+        assert config["data"][split_name] == str(model_entry / "data" / f"{split_name}.jsonl")
+        assert Path(config["data"][split_name]).is_file()
+    work = str(workflow.cache.root / "work")
+    for file in (*model_entry.rglob("*"), *eval_entry.rglob("*")):
+        if file.suffix in (".json", ".yaml", ".jsonl", ".log", ".csv", ".html"):
+            assert work not in file.read_text(encoding="utf-8"), file
+
+    reports = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Report: ")]
+    assert len(reports) == 2, reports
+    assert reports[0].startswith(f"Report: {model_entry / 'run' / 'report'} ")
+    assert reports[1].startswith(f"Report: {eval_entry / 'report'} ")
+    assert not any(work in r.getMessage() for r in caplog.records)
+
+    copy = tmp_path / "model_copy"  # --calibrate saves into the model directory: leave the cache entry alone
+    shutil.copytree(model_entry / "run" / "model", copy)
+    result = run("evaluate", str(copy), config["data"]["test"], "--calibrate")
+    assert result.exit_code == 0, result.output + result.stderr

@@ -180,19 +180,32 @@ def predict(model: ModelArtifact | Path, data: Dataset, output_dir: Path, top_k:
     return PredictionsArtifact(path=out, count=len(lines))
 
 
-def _export_intact(result: Any) -> bool:
-    path = Path(result["path"])
-    return all((path / f).is_file() for f in result["files"])
+MODEL_DIR_FILES = ("config.yaml", "model.safetensors", "labels.json")
 
 
-@step("export", verify=_export_intact)
+def _is_model_dir(path: Path) -> bool:
+    return path.is_dir() and all((path / name).is_file() for name in MODEL_DIR_FILES)
+
+
+@step("export")
 def export(model: ModelArtifact | Path, path: str, context: Any) -> dict[str, Any]:
-    """Copy the model directory to ``path`` (relative to the workflow file; replaced atomically), for serving or sharing."""
+    """Copy the model directory to ``path`` (relative to the workflow file; replaced atomically), for serving or sharing.
+
+    The copy is declared with ``context.external``: a cache hit is served only while ``path`` holds exactly
+    what this step copied there, and otherwise the step copies the cached model again. A folder at
+    ``path`` that is neither a model directory nor this step's earlier export is never replaced.
+    """
     source = _model_dir(model)
-    path = (Path(context.base_dir) / path).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    target = context.external(path)
+    if target.exists() and not _is_model_dir(target) and not context.wrote_before(target):
+        raise ConfigError(
+            f"export: {target} exists and is not a textsift model directory ({', '.join(MODEL_DIR_FILES)}) nor an earlier "
+            f"export of this step; exporting would replace it. Choose another 'path' for the export step, or remove {target} "
+            "if nothing in it is needed."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp)
-    replace_dir(tmp, path)
-    return {"path": str(path), "files": sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())}
+    replace_dir(tmp, target)
+    return {"path": str(target), "files": sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())}

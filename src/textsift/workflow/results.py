@@ -6,7 +6,8 @@
   model directories, reports, predictions, fitted tokenizers
 * anything JSON can hold -> ``result.json``
 
-Each cache entry has ``result.json``, the manifest that says which of these it holds.
+Each cache entry has ``result.json``, the manifest that says which of these it holds, and the
+content digest of each path the step wrote outside the cache (``external``: path -> digest).
 """
 
 from __future__ import annotations
@@ -116,8 +117,11 @@ def _is_json(value: Any) -> bool:
         return False
 
 
-def store(value: Any, entry: Path, step: str) -> dict[str, Any]:
-    """Write ``value`` into the cache entry directory ``entry``; returns (and writes) its manifest."""
+def store(value: Any, entry: Path, step: str, external: dict[str, str] | None = None) -> dict[str, Any]:
+    """Write ``value`` into the cache entry directory ``entry``; returns (and writes) its manifest.
+
+    ``external``: the content digest of each path the step wrote outside ``entry``, checked on every cache hit.
+    """
     if isinstance(value, Dataset):
         manifest = write_dataset(value, entry / "dataset.jsonl")
     elif isinstance(value, dict) and value and all(isinstance(v, Dataset) or v is None for v in value.values()):
@@ -141,6 +145,8 @@ def store(value: Any, entry: Path, step: str) -> dict[str, Any]:
             f"Step '{step}' returned a {type(value).__name__}, which cannot be stored without pickling. Return a Dataset, "
             "a dict of Datasets, an Artifact (files under output_dir) or JSON-compatible data."
         )
+    if external:
+        manifest["external"] = dict(sorted(external.items()))
     atomic_write_text(entry / MANIFEST, json.dumps(manifest, indent=1, default=str))
     return manifest
 
@@ -158,6 +164,11 @@ def load(entry: Path) -> Any:
     if cls is None:
         raise ConfigError(f"{entry / MANIFEST}: unknown result kind '{kind}' (written by another textsift version?).")
     return cls(path=entry / manifest["path"], **manifest["fields"])
+
+
+def externals(entry: Path) -> dict[str, str]:
+    """The paths outside the cache that the entry's step wrote, with their content digests when it finished."""
+    return dict(json.loads((entry / MANIFEST).read_text(encoding="utf-8")).get("external", {}))
 
 
 def metrics_of(value: Any) -> dict[str, float]:

@@ -14,6 +14,10 @@ A workflow file (YAML or Jsonnet)::
 A step's fingerprint covers its name and type, its settings, the fingerprints of the steps it refers
 to, the normalized source of its function and of the components it builds (and the project code they
 use, transitively), and the textsift version.
+
+A step that writes outside its cache entry (the export step) declares those paths with
+``context.external(path)``; their content digests are recorded in the entry, and a would-be cache hit
+whose paths are gone or changed runs the step again instead of serving a result the files contradict.
 """
 
 from __future__ import annotations
@@ -25,8 +29,11 @@ import json
 import logging
 import os
 import platform
+import re
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +45,7 @@ from textsift.config.spec import Section
 from textsift.errors import CheckpointError, ConfigError, did_you_mean
 from textsift.util import atomic_write_text, file_fingerprint
 from textsift.workflow import results
-from textsift.workflow.cache import Cache
+from textsift.workflow.cache import Cache, content_digest
 from textsift.workflow.fingerprint import code_fingerprints, textsift_version
 from textsift.workflow.steps import StepDef, get_step
 
@@ -272,22 +279,47 @@ class Workflow:
                 "textsift": textsift_version(),
             }
             fingerprint = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:24]
-            cached = self._cached(node, fingerprint)
-            reason = "" if cached else self._reason(node, record, plans)
-            if not cached and node.definition.cache and self.cache.has(fingerprint):
-                reason = "its result outside the cache is gone or changed"
+            cached, reason = False, ""
+            if node.definition.cache and self.cache.has(fingerprint):
+                reason = self._changed_outside(node, fingerprint)
+                cached = not reason
+            if not cached and not reason:
+                reason = self._reason(node, record, plans)
             plans[name] = Plan(fingerprint, record, cached, reason)
         return plans if names is None else {n: plans[n] for n in names}
 
     def _cached(self, node: StepNode, fingerprint: str) -> bool:
-        if not node.definition.cache or not self.cache.has(fingerprint):
-            return False
-        if node.definition.verify is None:
-            return True
-        try:
-            return bool(node.definition.verify(results.load(self.cache.entry(fingerprint))))
-        except Exception:  # noqa: BLE001 - a result that cannot be checked is recomputed
-            return False
+        """Whether the step's entry exists and may be served: what it wrote outside the cache is as recorded."""
+        return node.definition.cache and self.cache.has(fingerprint) and not self._changed_outside(node, fingerprint)
+
+    def _changed_outside(self, node: StepNode, fingerprint: str) -> str:
+        """Why the entry cannot be served because of what its step wrote outside the cache; '' when it can."""
+        entry = self.cache.entry(fingerprint)
+        for path, digest in results.externals(entry).items():
+            if content_digest(Path(path)) != digest:
+                return f"its result outside the cache ({path}) is gone or changed"
+        if node.definition.verify is not None:
+            try:
+                good = bool(node.definition.verify(results.load(entry)))
+            except Exception as exc:  # noqa: BLE001 - a result that cannot be checked is recomputed, and the reason says why
+                return f"its result outside the cache is gone or changed (the step's verify check raised {type(exc).__name__}: {exc})"
+            if not good:
+                return "its result outside the cache is gone or changed (the step's verify check failed)"
+        return ""
+
+    def _write_state(self, step: str, record: dict[str, Any], external: dict[str, str]) -> None:
+        """The step's last fingerprint record, and the paths outside the cache its result has there."""
+        atomic_write_text(self._state_file(step), json.dumps({**record, "external": external}, indent=1, sort_keys=True))
+
+    def _wrote_before(self, step: str, fingerprint: str) -> frozenset[str]:
+        """Paths outside the cache that this step wrote in earlier runs (by its state, and by the entry it is about to replace)."""
+        paths: set[str] = set()
+        state = self._state_file(step)
+        if state.is_file():
+            paths.update(json.loads(state.read_text(encoding="utf-8")).get("external", {}))
+        if self.cache.has(fingerprint):
+            paths.update(results.externals(self.cache.entry(fingerprint)))
+        return frozenset(paths)
 
     def _state_file(self, step: str) -> Path:
         return self.home / "state" / self.path.stem / f"{step}.json"
@@ -455,14 +487,18 @@ class Workflow:
             work.mkdir(parents=True, exist_ok=True)
             logger.info("Step %s (%s): computing [%s]", name, node.type, plan.reason or "forced")
             track.start_step(name, flatten(plan.record["settings"]), {**tags, "textsift.cache_hit": "false"})
+            context = StepContext(name, track, TrackingCallback, self.base_dir, output_dir=work,
+                                  wrote=self._wrote_before(name, plan.fingerprint))
             try:
-                value = node.definition.call(inputs, work, StepContext(name, track, TrackingCallback, self.base_dir))
-                results.store(value, work, name)
-                entry = self.cache.commit(plan.fingerprint, plan.record)
+                with _entry_paths_in_logs(self.cache.relocations(plan.fingerprint)):
+                    value = node.definition.call(inputs, work, context)
+                    external = _digests(name, context.externals)
+                    results.store(value, work, name, external)
+                    entry = self.cache.commit(plan.fingerprint, plan.record)
             except BaseException:
                 track.end_step("failed")
                 raise  # the work directory stays for a resume; no entry was made
-            atomic_write_text(self._state_file(name), json.dumps(plan.record, indent=1, sort_keys=True))
+            self._write_state(name, plan.record, external)
             value = results.load(entry)
             execution.results[name] = value
             self._track_result(track, value)
@@ -477,7 +513,7 @@ class Workflow:
         entry = self.cache.entry(plan.fingerprint)
         value = results.load(entry)
         execution.results[name] = value
-        atomic_write_text(self._state_file(name), json.dumps(plan.record, indent=1, sort_keys=True))
+        self._write_state(name, plan.record, results.externals(entry))
         track.start_step(name, flatten(plan.record["settings"]), {**tags, "textsift.cache_hit": "true"})
         track.log_metrics(results.metrics_of(value))
         track.end_step("finished")
@@ -496,15 +532,96 @@ class Workflow:
 
 @dataclass
 class StepContext:
-    """What a running step may use besides its settings: its name and the tracker."""
+    """What a running step may use besides its settings: its name, the tracker, and a way to declare
+    what it writes outside its output_dir."""
 
     name: str
     tracker: Any
     callback_class: Any = None
     base_dir: Path = Path(".")  # the workflow file's directory: relative paths start here
+    output_dir: Path | None = None  # the step's work directory, which becomes its cache entry (None: not cached)
+    wrote: frozenset[str] = frozenset()  # paths outside the cache this step wrote in earlier runs
+    externals: list[Path] = field(default_factory=list)  # declared with external(), in order
 
     def trainer_callbacks(self, every_steps: int = 50) -> list[Any]:
         return [self.callback_class(self.tracker, every_steps)] if self.callback_class is not None else []
+
+    def external(self, path: str | Path) -> Path:
+        """Declare that the step writes ``path`` (a file or folder; relative to the workflow file's folder)
+        outside its output_dir, and get it back absolute.
+
+        When the step finishes, the runner records the content digest of ``path`` in the cache entry; a
+        later cache hit is served only while ``path`` still has that content, and otherwise the step runs again.
+        """
+        resolved = (Path(self.base_dir) / path).resolve()
+        if self.output_dir is not None:
+            inside = Path(self.output_dir).resolve()
+            if resolved == inside or inside in resolved.parents or resolved in inside.parents:
+                raise ConfigError(
+                    f"Step '{self.name}': context.external({str(path)!r}) is {resolved}, which overlaps its output_dir {inside}. "
+                    "Files under output_dir are cached already: declare only paths outside it."
+                )
+        if resolved not in self.externals:
+            self.externals.append(resolved)
+        return resolved
+
+    def wrote_before(self, path: str | Path) -> bool:
+        """Whether this step wrote ``path`` (as declared with :meth:`external`) in an earlier run."""
+        return str((Path(self.base_dir) / path).resolve()) in self.wrote
+
+
+def _digests(step: str, paths: list[Path]) -> dict[str, str]:
+    """The content digest of each path a finished step declared with ``context.external``."""
+    out: dict[str, str] = {}
+    for path in paths:
+        digest = content_digest(path)
+        if digest is None:
+            raise ConfigError(
+                f"Step '{step}' declared {path} with context.external(), but nothing is there now that it has finished: "
+                "write it before returning, or do not declare it."
+            )
+        out[str(path)] = digest
+    return out
+
+
+class _EntryPaths(logging.Filter):
+    """Shows paths in a step's work directory, in log messages, as the cache-entry paths they become."""
+
+    def __init__(self, relocations: dict[str, str]) -> None:
+        super().__init__()
+        self.relocations = relocations
+        self.pattern = re.compile("|".join(re.escape(old) for old in sorted(relocations, key=len, reverse=True)))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed logging call: the handler reports it when it formats the record
+            return True
+        relocated = self.pattern.sub(lambda m: self.relocations[m.group(0)], message)
+        if relocated != message:
+            record.msg, record.args = relocated, None
+        return True
+
+
+@contextmanager
+def _entry_paths_in_logs(relocations: dict[str, str]) -> Iterator[None]:
+    """For a step's duration, log records of textsift reach every handler with the entry path in place of the work path."""
+    if not relocations:
+        yield
+        return
+    handlers: list[logging.Handler] = []
+    current: logging.Logger | None = logging.getLogger("textsift")
+    while current is not None:  # the handlers a textsift record reaches, as Logger.callHandlers walks them
+        handlers.extend(current.handlers)
+        current = current.parent if current.propagate else None
+    path_filter = _EntryPaths(relocations)
+    for handler in handlers:
+        handler.addFilter(path_filter)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(path_filter)
 
 
 def _step_names() -> list[str]:

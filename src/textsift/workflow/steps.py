@@ -38,7 +38,7 @@ class StepDef:
     func: Callable[..., Any]
     cache: bool = True  # False: runs every time
     description: str = ""
-    verify: Callable[[Any], bool] | None = None  # is a cached result still good? (export: the copy still exists)
+    verify: Callable[[Any], bool] | None = None  # is a cached result still good? (paths outside the cache: context.external)
 
     def __post_init__(self) -> None:
         self.signature = inspect.signature(self.func)
@@ -128,7 +128,8 @@ def step(
     """Register a function as a workflow step called ``name`` (``type: name`` in a workflow file).
 
     ``cache=False``: the step runs every time. ``verify(result)``: a cached result is used only if this
-    says it is still good (for steps with effects outside the cache, such as writing an export).
+    says it is still good. A step that writes files outside its ``output_dir`` declares them with
+    ``context.external(path)`` instead: the runner checks their content on every cache hit.
     """
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
