@@ -6,8 +6,6 @@ as error messages name it, and ``--keep-columns`` passes chosen input columns th
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,54 +37,6 @@ def stdin_examples(pairs: bool, on_empty: str, lines: IO[str] | None = None) -> 
                 f"stdin, line {i}: the text is empty. Remove the line, or choose what to do with empty texts: --on-empty skip|predict."
             )
         yield example
-
-
-def _cell(value: Any) -> Any:
-    return json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, (list, dict)) else ("" if value is None else value)
-
-
-def write_predictions(
-    out: IO[str], fmt: str, predictor: Any, examples_iter: Iterator[Example], *, top_k: int | None, chunk: int,
-    on_empty: str = "error", keep_columns: tuple[str, ...] = (),
-) -> int:
-    """Write one record per example, in order; returns how many."""
-    names = predictor.label_names
-    delimiter = predictor.config.data.label_delimiter
-    label_key = "labels" if predictor.multilabel else "label"
-    cell = (lambda v: delimiter.join(v) if v is not None else "") if predictor.multilabel else (lambda v: "" if v is None else v)
-    writer = None
-    count = 0
-    for examples, preds in predictor.predict_stream(examples_iter, chunk, on_empty=on_empty):
-        if fmt == "csv":
-            if writer is None:
-                writer = csv.writer(out, lineterminator="\n")
-                cols = ["row", *keep_columns, "text"] + (["text_pair"] if predictor.pairs else []) + [label_key]
-                cols += [f"top{i + 1}" for i in range(top_k)] + [f"top{i + 1}_probability" for i in range(top_k)] if top_k else [f"p_{n}" for n in names]
-                if on_empty == "skip":
-                    cols.append("skipped")
-                writer.writerow(cols)
-            tops = preds.top_k(top_k) if top_k else None
-            for j, ex in enumerate(examples):
-                row = [ex.row, *(_cell((ex.columns or {}).get(c)) for c in keep_columns), ex.text]
-                row += [ex.text_pair] if predictor.pairs else []
-                row.append(cell(preds.labels[j]))
-                if preds.is_skipped(j):
-                    row += [""] * (2 * top_k if top_k else len(names))
-                elif tops is not None:
-                    row += [n for n, _ in tops[j]] + [f"{p:.6f}" for _, p in tops[j]]
-                else:
-                    row += [f"{p:.6f}" for p in preds.probabilities[j]]
-                if on_empty == "skip":
-                    row.append("empty text" if preds.is_skipped(j) else "")
-                writer.writerow(row)
-        else:
-            for ex, record in zip(examples, preds.records(top_k)):
-                head: dict[str, Any] = {"row": ex.row, **{c: (ex.columns or {}).get(c) for c in keep_columns}, "text": ex.text}
-                if predictor.pairs:
-                    head["text_pair"] = ex.text_pair
-                out.write(json.dumps({**head, **record}, ensure_ascii=False, default=str) + "\n")
-        count += len(examples)
-    return count
 
 
 def reader_options() -> dict[str, Any]:
@@ -138,7 +88,7 @@ def predict(
     from textsift import load
     from textsift.data.readers import READER_OPTIONS, ReadOptions
     from textsift.evaluation.thresholds import default_decision
-    from textsift.predict import EMPTY_POLICIES
+    from textsift.predict import EMPTY_POLICIES, write_predictions
     from textsift.util import atomic_write
 
     if on_empty not in EMPTY_POLICIES:

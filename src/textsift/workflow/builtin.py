@@ -170,14 +170,16 @@ def predict(model: ModelArtifact | Path, data: Dataset, output_dir: Path, top_k:
     """Predict labels and probabilities for every example; JSON Lines, one record per example."""
     from textsift import load
 
+    import io
+
+    from textsift.predict import write_predictions
+
     predictor = load(_model_dir(model))
     out = output_dir / "predictions.jsonl"
-    lines = []
-    for chunk, preds in predictor.predict_stream(data.examples):
-        for ex, record in zip(chunk, preds.records(top_k)):
-            lines.append(json.dumps({"text": ex.text, **record}, ensure_ascii=False))
-    atomic_write_text(out, "\n".join(lines) + "\n")
-    return PredictionsArtifact(path=out, count=len(lines))
+    buffer = io.StringIO()  # the same records as `textsift predict` (row, text, text_pair for pair models, label, ...)
+    count = write_predictions(buffer, "jsonl", predictor, iter(data.examples), top_k=top_k, chunk=10_000)
+    atomic_write_text(out, buffer.getvalue())
+    return PredictionsArtifact(path=out, count=count)
 
 
 MODEL_DIR_FILES = ("config.yaml", "model.safetensors", "labels.json")
