@@ -17,7 +17,7 @@ MODELS = registry.models.names()
 
 
 def test_every_builtin_model_is_covered():
-    assert {"bag", "cnn", "lstm", "gru"} <= set(MODELS)
+    assert {"bag", "linear", "cnn", "lstm", "gru"} <= set(MODELS)
 
 
 @pytest.mark.parametrize("name", MODELS)

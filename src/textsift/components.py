@@ -4,6 +4,7 @@ import textsift.data.generators  # noqa: F401
 import textsift.data.readers  # noqa: F401
 import textsift.models.torch.bag  # noqa: F401
 import textsift.models.torch.cnn  # noqa: F401
+import textsift.models.torch.linear  # noqa: F401
 import textsift.models.torch.rnn  # noqa: F401
 import textsift.models.torch.transformer  # noqa: F401
 import textsift.text.ngrams  # noqa: F401

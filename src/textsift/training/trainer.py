@@ -283,7 +283,9 @@ class Trainer:
         assert train.labels is not None
         self._call("on_fit_start")
         model.train()
-        while self.state.epoch < cfg.epochs and not self.state.should_stop:
+        if hasattr(model, "solve"):  # a model fitted by a solver to convergence (linear): one pass, no epochs
+            self._solve(model, train, validation, loss_fn)
+        while self.state.epoch < cfg.epochs and not self.state.should_stop and not hasattr(model, "solve"):
             self._call("on_epoch_start")
             batches = self._epoch_batches(lengths, self.state.epoch)
             skip = self.state.step_in_epoch
@@ -325,6 +327,24 @@ class Trainer:
             logger.info("Restored the weights of epoch %s (%s = %.4f)", self.state.best_epoch, cfg.main_metric, self.state.best_metric)
         self._call("on_fit_end")
         return self.state
+
+    def _solve(self, model: torch.nn.Module, train: EncodedDataset, validation: EncodedDataset | None, loss_fn: torch.nn.Module) -> None:
+        """Fit a solver model as one 'epoch', with the same validation metrics, best tracking and callbacks."""
+        if self.state.epoch >= 1:  # resumed after the fit: nothing left to do
+            return
+        self._call("on_epoch_start")
+        info = model.solve(train.ids, train.labels)  # type: ignore[operator]
+        self.state.epoch = 1
+        self.state.global_step = int(info["iterations"])
+        metrics = {"epoch": 1.0, "lr": 0.0, "train/examples_per_s": len(train) / max(info["seconds"], 1e-9)}
+        if validation is not None:
+            metrics.update(self.evaluate(validation, prefix="val", loss_fn=loss_fn))
+        self._track_best(metrics)
+        self.state.history.append({k: v for k, v in metrics.items() if "/per_label/" not in k})
+        self._call("on_epoch_end", metrics)
+        logger.info("fitted: %s", ", ".join(f"{k}={metrics[k]:.4f}" for k in self._headline(metrics)))
+        self.state.stop_reason = (f"the solver converged in {info['iterations']} iterations" if info["converged"]
+                                  else f"the solver stopped at its {info['iterations']} iterations limit")
 
     def _headline(self, metrics: dict[str, float]) -> list[str]:
         keys = ["train/loss", "val/loss", "val/accuracy", "val/macro_f1", self.config.main_metric]

@@ -1,0 +1,53 @@
+"""The linear model is TF-IDF + logistic regression: the same probabilities as scikit-learn's pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import textsift
+from textsift.config import resolve
+from textsift.errors import ConfigError
+
+from conftest import TINY, write_jsonl
+
+NEUTRAL = [("the film is on at nine", "neu"), ("a movie about a family", "neu"), ("the music was played twice", "neu"),
+           ("people went to the story", "neu"), ("work starts at the day", "neu"), ("news of the film", "neu")]
+
+
+def test_probabilities_match_scikit_learn_tfidf_and_logistic_regression(tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    rows = TINY + NEUTRAL
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in rows])
+    config = resolve({
+        "data": {"train": str(data), "validation": str(data)},
+        "model": {"type": "linear", "C": 3.0, "tol": 1e-8},
+        # words only, every word kept: the features of TfidfVectorizer(token_pattern=\w+)
+        "tokenizer": {"type": "hashed_ngrams", "word_ngrams": 1, "char_ngrams": None, "min_count": 1, "pattern": r"\w+"},
+    })
+    result = textsift.train(config)
+    texts = [t for t, _ in rows] + ["a happy family film", "dreadful news", "unseen words only"]
+    ours = result.predictor.predict(texts).probabilities
+
+    vectorizer = TfidfVectorizer(sublinear_tf=True, token_pattern=r"\w+")
+    x = vectorizer.fit_transform([t for t, _ in rows])
+    clf = LogisticRegression(C=3.0, tol=1e-8, max_iter=1000).fit(x, [label for _, label in rows])
+    theirs = clf.predict_proba(vectorizer.transform(texts))[:, [list(clf.classes_).index(n) for n in result.predictor.label_names]]
+    np.testing.assert_allclose(ours, theirs, atol=2e-3)
+    assert result.state.stop_reason.startswith("the solver converged")
+
+
+def test_binary_task_uses_both_outputs(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY])
+    result = textsift.train(resolve({"data": {"train": str(data), "validation": str(data)}, "model": {"type": "linear"}}))
+    preds = result.predictor.predict(["what a wonderful happy day", "an awful depressing movie"])
+    assert preds.labels == ["pos", "neg"]
+    np.testing.assert_allclose(preds.probabilities.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_hidden_layers_are_refused(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY])
+    with pytest.raises(ConfigError, match="model.head.hidden_dims: the linear model has no hidden layers"):
+        resolve({"data": {"train": str(data)}, "model": {"type": "linear", "head": {"hidden_dims": [8]}}})
