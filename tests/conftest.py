@@ -30,6 +30,95 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def _protobuf_fields(data: bytes) -> list[int]:
+    """The field numbers of a protobuf message's top level (ONNX files are a ModelProto); ValueError if malformed."""
+    fields, i = [], 0
+
+    def varint() -> int:
+        nonlocal i
+        value, shift = 0, 0
+        while True:
+            if i >= len(data) or shift > 63:
+                raise ValueError("truncated varint")
+            byte = data[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    while i < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            varint()
+        elif wire == 1:
+            i += 8
+        elif wire == 2:
+            i += varint()
+        elif wire == 5:
+            i += 4
+        else:
+            raise ValueError(f"wire type {wire}")
+        if i > len(data):
+            raise ValueError("field runs past the end")
+        fields.append(number)
+    return fields
+
+
+def parse_safe_file(path: Path) -> None:
+    """Parse ``path`` as what its name says (safetensors, JSON, JSON Lines, YAML, text, CSV, HTML, ONNX, PNG):
+    fails for a file of any other kind, and for a pickle or a ``torch.save`` zip under a safe name."""
+    import csv
+
+    import yaml
+
+    name = path.name
+    data = path.read_bytes()
+    if name.endswith(".safetensors"):
+        from safetensors import safe_open
+
+        length = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + length])  # a zip or pickle has no JSON header here
+        assert isinstance(header, dict), path
+        with safe_open(str(path), framework="numpy") as f:
+            for key in f.keys():
+                f.get_tensor(key)
+    elif name.endswith(".json"):
+        json.loads(data.decode("utf-8"))
+    elif name.endswith(".jsonl"):
+        for line in data.decode("utf-8").splitlines():
+            json.loads(line)
+    elif name.endswith((".yaml", ".yml")):
+        yaml.safe_load(data.decode("utf-8"))
+    elif name.endswith(".csv"):
+        list(csv.reader(data.decode("utf-8").splitlines()))
+    elif name.endswith((".txt", ".log", ".html", ".md")):
+        assert b"\x00" not in data, f"{path}: binary data in a text file"
+        data.decode("utf-8")
+    elif name.endswith(".png"):
+        from PIL import Image
+
+        with Image.open(path) as image:
+            assert image.format == "PNG", path
+            image.verify()
+    elif name.endswith(".onnx"):
+        assert 7 in _protobuf_fields(data), f"{path}: not an ONNX model (no graph)"
+    else:
+        raise AssertionError(f"{path}: not a safetensors, JSON, YAML, text, ONNX or PNG file")
+
+
+def assert_only_safe_files(directory: Path) -> list[Path]:
+    """Every file under ``directory`` parses as safetensors, JSON, YAML, text, ONNX or PNG: never a pickle."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    for path in files:
+        try:
+            parse_safe_file(path)
+        except Exception as exc:  # noqa: BLE001 - any failure to parse is the finding
+            raise AssertionError(f"{path} does not parse as its name says: {type(exc).__name__}: {exc}") from None
+    return files
+
+
 @pytest.fixture
 def tiny_jsonl(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "tiny.jsonl", [{"text": t, "label": l} for t, l in TINY])

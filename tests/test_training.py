@@ -21,7 +21,7 @@ from textsift.training.losses import class_weights
 from textsift.training.optim import SparseAdamW
 from textsift.training.schedulers import ConstantSchedule, CosineSchedule, LinearSchedule
 
-from conftest import tiny_config
+from conftest import TINY, assert_only_safe_files, tiny_config, write_jsonl
 
 PLUGINS = Path(__file__).parent / "plugins"
 
@@ -147,8 +147,10 @@ def test_run_directory_contents_and_metrics_log(tiny_jsonl, tmp_path):
     assert sum(e["event"] == "step" for e in events) == result.state.global_step
     meta = json.loads((run / "model" / "meta.json").read_text())
     assert meta["versions"]["torch"] and meta["data"]["train"] and meta["metrics"]["test/accuracy"] == result.metrics["test/accuracy"]
-    # the checkpoint is safetensors (JSON header + raw tensors), never a pickle
-    assert not (run / "checkpoint.safetensors").read_bytes()[:2] == b"\x80\x04"
+    # never a pickle: every file of the run and its model directory parses as safetensors, JSON, YAML, text or PNG
+    files = {p.relative_to(run).as_posix() for p in assert_only_safe_files(run)}
+    assert {"checkpoint.safetensors", "model/model.safetensors", "model/labels.json", "model/meta.json",
+            "model/config.yaml", "report/report.html"} <= files
 
 
 def test_existing_run_directory_is_never_overwritten(tiny_jsonl, tmp_path):
@@ -170,6 +172,19 @@ def _train_cmd(config: Path, run: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "textsift", "-q", "train", str(config), "--output", str(run), "--checkpoint-every", "5", *extra]
 
 
+def _complete_lines(path: Path) -> list[dict]:
+    """The records of a JSON Lines file another process is writing: a last line without its newline is not read."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return [json.loads(line) for line in text.split("\n")[:-1]]
+
+
+def _comparable(records: list[dict]) -> list[dict]:
+    """metrics.jsonl without what differs between two runs of the same config (time, throughput) and without an
+    epoch's train/loss, which a resume gets wrong (see test_resumed_epoch_logs_the_train_loss_of_the_whole_epoch)."""
+    different = {"step": ("time",), "epoch": ("time", "train/examples_per_s", "train/loss")}
+    return [{k: v for k, v in r.items() if k not in different[r["event"]]} for r in records]
+
+
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
@@ -179,28 +194,28 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
                  "test": {"type": "sort_detection", "size": 200, "seed": 2}},
         "model": {"type": "bag", "head": {"hidden_dims": [16], "dropout": 0.2}},  # dropout: the RNG state matters
         "tokenizer": {"type": "hashed_ngrams", "word_ngrams": 3},
-        "trainer": {"epochs": 4, "batch_size": 16, "early_stopping": {"patience": 10},
+        "trainer": {"epochs": 4, "batch_size": 16, "early_stopping": {"patience": 10}, "log_every_steps": 1,
                     "callbacks": [{"type": "slow_steps:SlowSteps", "seconds": 0.02}]},
     }))
     env = {**os.environ, "PYTHONPATH": f"{PLUGINS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    subprocess.run(_train_cmd(config, tmp_path / "full"), check=True, env=env, timeout=300)
+    subprocess.run(_train_cmd(config, tmp_path / "full"), check=True, env=env)
 
     run = tmp_path / "killed"
     proc = subprocess.Popen(_train_cmd(config, run), env=env)
     log = run / "metrics.jsonl"
-    deadline = time.time() + 120
-    # wait until the run is in its second epoch, past a mid-epoch checkpoint
-    while time.time() < deadline:
-        lines = log.read_text().splitlines() if log.exists() else []
-        steps = [json.loads(x) for x in lines if '"event": "step"' in x]
-        if steps and steps[-1]["step"] >= 34 + 8 and (run / "checkpoint.safetensors").exists():
+    # wait (however long a slow machine takes) until the run is in its second epoch (34 steps each), past a
+    # mid-epoch checkpoint (every 5 steps) and with steps logged after it: records the resume must not repeat
+    while True:
+        steps = [r["step"] for r in _complete_lines(log) if r["event"] == "step"]
+        if steps and steps[-1] >= 34 + 8 and steps[-1] % 5 and (run / "checkpoint.safetensors").exists():
             break
-        time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed mid-epoch"
+        time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (run / "model").exists()  # it really died before finishing
-    subprocess.run(_train_cmd(config, run, "--resume"), check=True, env=env, timeout=300)
+    subprocess.run(_train_cmd(config, run, "--resume"), check=True, env=env)
 
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())
     resumed = json.loads((run / "metrics.json").read_text())
@@ -210,6 +225,50 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     np.testing.assert_array_equal(a, b)
     resumed_log = (run / "train.log").read_text()
     assert "Resumed from" in resumed_log
+    # one line per logged step and epoch: the lines written after the last checkpoint appear once, and
+    # the log reads as the uninterrupted run's
+    full_records = _complete_lines(tmp_path / "full" / "metrics.jsonl")
+    resumed_records = _complete_lines(log)
+    assert [(r["event"], r["step"]) for r in resumed_records] == [(r["event"], r["step"]) for r in full_records]
+    assert _comparable(resumed_records) == _comparable(full_records)
+
+
+@pytest.fixture(scope="module")
+def crashed_and_resumed(tmp_path_factory) -> tuple[Path, Path]:
+    """An uninterrupted run, and the same run crashed after step 7 (its log ahead of the step-6 checkpoint and
+    ending in half a line), then resumed: deterministic, in one process."""
+    tmp = tmp_path_factory.mktemp("crash")
+    data = write_jsonl(tmp / "tiny.jsonl", [{"text": t, "label": l} for t, l in TINY])
+    raw = tiny_config(data, trainer__epochs=2, trainer__batch_size=4, trainer__log_every_steps=1)  # 4 steps an epoch
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(PLUGINS))
+        textsift.train(resolve(raw), tmp / "full", checkpoint_every_steps=2)
+        raw["trainer"]["callbacks"] = [{"type": "crash_once:CrashOnce", "at_step": 7, "marker": str(tmp / "crashed")}]
+        run = tmp / "run"
+        with pytest.raises(RuntimeError, match="simulated crash after step 7"):
+            textsift.train(resolve(raw), run, checkpoint_every_steps=2)  # the last checkpoint: step 6
+        log = run / "metrics.jsonl"
+        assert [r["step"] for r in _complete_lines(log)][-1] == 7
+        with log.open("a") as f:
+            f.write('{"event": "step", "st')  # the process died while writing a line
+        textsift.train(resolve(raw), run, checkpoint_every_steps=2, resume=True)
+    return tmp / "full" / "metrics.jsonl", log
+
+
+def test_resume_drops_the_log_lines_written_after_the_checkpoint(crashed_and_resumed):
+    full_log, log = crashed_and_resumed
+    full, resumed = _complete_lines(full_log), _complete_lines(log)
+    assert [(r["event"], r["step"]) for r in resumed] == [(r["event"], r["step"]) for r in full]
+    assert _comparable(resumed) == _comparable(full)
+    assert log.read_text().endswith("}\n")
+
+
+@pytest.mark.xfail(strict=True, reason="Trainer.fit averages an epoch's train/loss over the batches since the resume "
+                   "only: the running sum is not in the checkpoint (textsift/training/trainer.py)")
+def test_resumed_epoch_logs_the_train_loss_of_the_whole_epoch(crashed_and_resumed):
+    full_log, log = crashed_and_resumed
+    epochs = [[r["train/loss"] for r in _complete_lines(path) if r["event"] == "epoch"] for path in (full_log, log)]
+    assert epochs[1] == epochs[0]
 
 
 def test_text_pairs_train_end_to_end(tmp_path):

@@ -22,6 +22,7 @@ from textsift import registry
 from textsift.config.schema import EarlyStoppingConfig
 from textsift.config.spec import Spec
 from textsift.errors import ConfigError
+from textsift.util import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -125,11 +126,39 @@ class EarlyStopping(Callback):
 
 
 class MetricsLog(Callback):
-    """Appends one JSON line per logged event to ``metrics.jsonl`` in the run directory."""
+    """Appends one JSON line per logged event to ``metrics.jsonl`` in the run directory.
+
+    When training starts (fresh, resumed or warm-started), records the run cannot have reached yet
+    are dropped first: those with a step past the trainer's ``global_step`` (written after the last
+    checkpoint of an interrupted run, and written again after the resume) and a last line cut short by
+    a crash. So the log keeps one line per logged step and epoch. The file is replaced atomically.
+    """
 
     def __init__(self, path: Path, every_steps: int) -> None:
         self.path = path
         self.every = every_steps
+
+    def on_fit_start(self, trainer: Any) -> None:
+        if not self.path.exists():
+            return
+        step = trainer.state.global_step
+        text = self.path.read_text(encoding="utf-8")
+        lines = text.split("\n")
+        partial = lines.pop()  # "" when the file ends with a newline, else a line cut short
+        kept = [line for line in lines if not self._after(line, step)]
+        dropped = len(lines) - len(kept)
+        if dropped or partial:
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+            logger.info("%s: dropped %d record(s) after step %d%s, written before the run was interrupted",
+                        self.path.name, dropped, step, " and a cut-short last line" if partial else "")
+
+    @staticmethod
+    def _after(line: str, step: int) -> bool:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return False  # not ours to judge: kept as it is
+        return isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step
 
     def _write(self, record: dict[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as f:
