@@ -421,3 +421,15 @@ def test_compare_and_tune_refuse_a_folder_they_did_not_create(model, tmp_path):
     message = error_of(run("tune", str(config), "--space", str(space), "--trials", "1", "-o", str(foreign)))
     assert "mine' already holds files this command did not write" in message
     assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
+
+
+def test_a_wrong_data_source_type_reads_plainly(tmp_path):
+    from textsift.config import resolve
+    from textsift.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        resolve({"data": {"train": 5}})
+    assert "expected a file path or {type: DATASET, ...}, got int" in str(err.value) and "{{" not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        resolve({"data": {"train": "x.jsonl"}, "trainer": {"scheduler": 3}})
+    assert "expected a mapping like {type: NAME, ...settings}, got int" in str(err.value)

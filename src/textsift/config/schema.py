@@ -28,8 +28,8 @@ class _DataSourceField(ComponentField):
             return value
         if not isinstance(value, dict):
             raise PydanticCustomError(
-                "data_source", "expected a file path or {{type: DATASET, ...}}, got {got}",
-                {"got": type(value).__name__},
+                "data_source", "expected a file path or {example}, got {got}",
+                {"got": type(value).__name__, "example": "{type: DATASET, ...}"},
             )
         return super()._validate(value)
 

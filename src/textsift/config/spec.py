@@ -67,8 +67,8 @@ class ComponentField:
             value = {"type": value}
         if not isinstance(value, dict):
             raise PydanticCustomError(
-                "component_type", "expected a mapping like {{type: NAME, ...settings}}, got {got}",
-                {"got": type(value).__name__},
+                "component_type", "expected a mapping like {example}, got {got}",
+                {"got": type(value).__name__, "example": "{type: NAME, ...settings}"},
             )
         if "type" not in value:
             if self.default is None:
