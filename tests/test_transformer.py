@@ -14,7 +14,7 @@ from textsift.config import resolve
 from textsift.data.example import Example
 from textsift.training.trainer import Trainer
 
-from conftest import TINY, tiny_config, write_jsonl
+from conftest import TINY, assert_only_safe_files, tiny_config, write_jsonl
 
 
 def _config(tiny_bert, data, **model):
@@ -167,17 +167,22 @@ def test_text_pairs_use_token_types(tiny_bert, tmp_path):
     )
 
 
-def test_model_directory_is_self_contained(tiny_bert, tiny_jsonl, tmp_path):
+def test_model_directory_is_self_contained(tiny_bert, tiny_jsonl, tmp_path, monkeypatch):
     import shutil
 
-    config = _config(tiny_bert, tiny_jsonl)
+    encoder = tmp_path / "encoder"  # a copy of its own: the session's tiny_bert stays for the other tests
+    shutil.copytree(tiny_bert, encoder)
+    config = _config(encoder, tiny_jsonl)
     result = textsift.train(config, tmp_path / "run")
     model_dir = tmp_path / "run" / "model"
     assert (model_dir / "encoder" / "config.json").is_file() and (model_dir / "tokenizer" / "tokenizer.json").is_file()
+    assert_only_safe_files(model_dir)
     moved = tmp_path / "elsewhere"
-    shutil.copytree(model_dir, moved)
-    shutil.rmtree(tiny_bert.parent / "gone", ignore_errors=True)
-    loaded = textsift.load(moved)  # does not touch the original encoder directory
+    shutil.move(model_dir, moved)
+    shutil.rmtree(encoder)  # the encoder the model was trained from is gone, and the hub is out of reach
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    loaded = textsift.load(moved)
     np.testing.assert_array_equal(loaded.predict(["happy"]).probabilities, result.predictor.predict(["happy"]).probabilities)
 
 
