@@ -45,10 +45,8 @@ def find_model_dir(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise ModelDirError(f"Model directory '{path}' does not exist.")
-    if not (path / "config.yaml").is_file() and (path / "model" / "config.yaml").is_file():
-        return path / "model"
-    if (path / "model").is_dir() and not (path / "model.safetensors").exists() and (path / "checkpoint.safetensors").exists():
-        return path / "model"
+    if not (path / "model.safetensors").exists() and (path / "model" / "config.yaml").is_file():
+        return path / "model"  # a run directory (a model directory holds model.safetensors itself)
     return path
 
 

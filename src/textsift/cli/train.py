@@ -23,6 +23,22 @@ def summary_table(metrics: dict[str, float], title: str) -> Table:
     return table
 
 
+def _names_a_model(config: Path | None, overrides: list[str]) -> bool:
+    """Whether the config file or a --set names the model (else train chooses one: --model auto)."""
+    if any(o.split("=", 1)[0].strip() == "model" or o.startswith("model.") for o in overrides):
+        return True
+    if config is None or not config.is_file():
+        return config is not None  # a missing file: let loading say so
+    from textsift.config.loader import read_raw_config
+    from textsift.errors import TextsiftError
+
+    try:
+        raw = read_raw_config(config)
+    except TextsiftError:  # loading it again below gives the error
+        return True
+    return isinstance(raw, dict) and "model" in raw
+
+
 def _load_train_config(config: Path | None, overrides: list[str]) -> object:
     """The run's config; a data file given where the config goes gets "did you mean --train"."""
     from textsift.config import load_config
@@ -51,7 +67,9 @@ def train(
     train_file: str | None = typer.Option(None, "--train", help="Training data file (sets data.train)."),
     validation_file: str | None = typer.Option(None, "--validation", help="Validation data file."),
     test_file: str | None = typer.Option(None, "--test", help="Test data file, evaluated after training."),
-    model: str | None = typer.Option(None, "--model", help="Model type: bag, cnn, lstm, gru, or an import path."),
+    model: str | None = typer.Option(
+        None, "--model", help="Model type: auto (the default when neither this nor the config names one), linear, bag, cnn, lstm, "
+        "gru, transformer, or an import path."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Run directory (default: runs/MODEL-TIME)."),
     overrides: list[str] = typer.Option([], "--set", "-s", help="Override a setting: --set trainer.epochs=5."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
@@ -59,6 +77,8 @@ def train(
     checkpoint_every: int | None = typer.Option(
         None, "--checkpoint-every", min=1, help="Also checkpoint every N steps (always at each epoch's end)."
     ),
+    budget: float | None = typer.Option(
+        None, "--budget", min=1, help="--model auto: seconds to spend on candidates (default: a few bag runs; two are always tried)."),
 ) -> None:
     """Train a model, evaluate it on the test data, and save the run and its model directory."""
     from textsift import train as run_training
@@ -72,9 +92,13 @@ def train(
         flags.append(f"data.validation={validation_file}")
     if test_file:
         flags.append(f"data.test={test_file}")
-    if model:
+    auto_run = output is not None and (output / "candidates").is_dir()  # an auto run being resumed
+    auto = model == "auto" or (model is None and (auto_run or not _names_a_model(config, overrides)))
+    if model and model != "auto":
         flags.append(f"model={model}")
-    if config is None and resume and output is not None and (output / "config.yaml").is_file():
+    if budget is not None and not auto:
+        raise ConfigError("--budget is the time --model auto spends choosing a model; this run trains one named model.")
+    if config is None and resume and output is not None and (output / "config.yaml").is_file() and not auto_run:
         from textsift.training.run import untrained_run_files
 
         # `textsift train --resume -o RUN` continues RUN as it was; a run that never trained has nothing to
@@ -89,14 +113,24 @@ def train(
             flags[flags.index(flag)] = f"{key}={Path(value).resolve()}"
     cfg = _load_train_config(config, flags + list(overrides))
     if output is None:
-        output = Path("runs") / f"{cfg.model.type.replace(':', '.')}-{time.strftime('%Y%m%d-%H%M%S')}"  # type: ignore[attr-defined]
+        name = "auto" if auto else cfg.model.type.replace(":", ".")  # type: ignore[attr-defined]
+        output = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     callbacks = []
     if Settings.verbosity >= 0 and int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 shows progress
         from textsift.cli.progress import ProgressBar
 
         callbacks.append(ProgressBar(err_console))
-    result = run_training(cfg, output, resume=resume, callbacks=callbacks, checkpoint_every_steps=checkpoint_every,
-                          report=not no_report)
+    if auto:
+        from textsift.training.auto import candidate_configs, train_auto
+
+        candidates = candidate_configs(lambda extra: _load_train_config(config, flags + extra + list(overrides)))
+        result = train_auto(candidates, output, budget_s=budget, resume=resume, callbacks=callbacks,
+                            report=not no_report)
+        console.print(f"auto: chose {result.state.stop_reason.removeprefix('auto chose ')}; leaderboard: {output / 'leaderboard.csv'}",
+                      markup=False, highlight=False)
+    else:
+        result = run_training(cfg, output, resume=resume, callbacks=callbacks, checkpoint_every_steps=checkpoint_every,
+                              report=not no_report)
     if result.metrics:
         test = {k: v for k, v in result.metrics.items() if k.startswith("test/")}
         shown = test or result.metrics

@@ -1,0 +1,185 @@
+"""``--model auto``: a time-budgeted choice among cheap candidates, by the validation metric.
+
+What a user runs first (``textsift train --train FILE``, no model named) should hold on data nobody tuned it
+on. No single default does: TF-IDF + logistic regression wins on long or topical texts, the bag of n-grams on
+short noisy ones. So the candidates are trained one after the other on the same train / validation split
+(cheapest first) until the time budget is spent; the one with the best validation metric is the run's model.
+A leaderboard (``leaderboard.csv`` / ``.json``) is logged and saved in the run directory, each candidate's run
+in ``candidates/NAME/`` (its model directory is removed unless it won). The winner is not retrained on
+train + validation: it keeps the validation split it was chosen on, for calibration and thresholds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textsift.config import Config, dump_yaml
+from textsift.data.loading import Splits, load_splits
+from textsift.errors import CheckpointError, ConfigError
+from textsift.util import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+#: (name, overrides) in the order they are tried: cheapest and most often best first
+CANDIDATES: list[tuple[str, list[str]]] = [
+    ("linear", ["model=linear"]),
+    ("bag", ["model=bag"]),
+    ("bag-chars", ["model=bag", "tokenizer.char_ngrams=[2,5]", "trainer.epochs=10"]),
+    ("linear-C1", ["model=linear", "model.C=1.0"]),
+]
+#: without --budget: after the first two candidates, go on while the time spent stays within this many bag runs
+DEFAULT_BUDGET_BAG_RUNS = 4.0
+
+
+@dataclass
+class Candidate:
+    name: str
+    config: Config
+    score: float | None = None
+    seconds: float = 0.0
+    metrics: dict[str, float] | None = None
+    skipped: str = ""
+
+
+def candidate_configs(make: Callable[[list[str]], Config], names: Sequence[str] | None = None) -> list[Candidate]:
+    """The candidates' configs: ``make(overrides)`` resolves the user's config with each candidate's overrides on top."""
+    chosen = [c for c in CANDIDATES if names is None or c[0] in names]
+    return [Candidate(name, make(overrides)) for name, overrides in chosen]
+
+
+def _board_rows(candidates: list[Candidate], metric: str, winner: str | None) -> list[dict[str, Any]]:
+    rows = []
+    for c in candidates:
+        row = {"candidate": c.name, "model": c.config.model.type, metric: c.score, "seconds": round(c.seconds, 2),  # type: ignore[attr-defined]
+               "chosen": c.name == winner, "skipped": c.skipped}
+        for key in ("val/accuracy", "val/macro_f1"):
+            if c.metrics and key in c.metrics and key != metric:
+                row[key] = c.metrics[key]
+        rows.append(row)
+    return rows
+
+
+def train_auto(
+    candidates: list[Candidate], output: Path, *, budget_s: float | None = None, resume: bool = False,
+    callbacks: Sequence[Any] = (), report: bool = True,
+) -> Any:
+    """Train the candidates within ``budget_s`` seconds, keep the best by validation metric; returns its TrainResult.
+
+    The first two candidates always train. Without ``budget_s`` the budget is a few times the time of one bag run
+    (:data:`DEFAULT_BUDGET_BAG_RUNS`), so it scales with the data.
+    """
+    from textsift.training.run import train
+
+    if not candidates:
+        raise ConfigError("--model auto: no candidate models to choose from.")
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise CheckpointError(f"--output '{output}' is a file; give a directory for the run.")
+    if output.is_dir() and any(output.iterdir()) and not resume and not _only_failed_start(output):
+        raise CheckpointError(f"Output directory '{output}' already holds files. Pass --resume to continue that run, or choose another --output.")
+    first = candidates[0].config
+    metric, mode = first.trainer.main_metric, first.trainer.main_metric_mode
+    splits = load_splits(first)  # one read, one split: every candidate sees the same data
+    if splits.validation is None:
+        raise ConfigError("--model auto chooses by the validation metric: give --validation FILE or keep data.validation_split > 0.")
+    held = Splits(splits.train, splits.validation, None, splits.labels)  # the test data is seen by the winner only
+    output.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    last_cost = 0.0
+    budget = budget_s
+    for i, cand in enumerate(candidates):
+        spent = time.perf_counter() - start
+        if budget is None and i >= 2:
+            bag = next((c.seconds for c in candidates[:i] if c.config.model.type == "bag"), max(c.seconds for c in candidates[:i]))  # type: ignore[attr-defined]
+            budget = DEFAULT_BUDGET_BAG_RUNS * bag
+            logger.info("auto: budget %.0f s (%.0f bag runs)", budget, DEFAULT_BUDGET_BAG_RUNS)
+        if i >= 2 and spent + last_cost > budget:  # type: ignore[operator]
+            cand.skipped = f"budget: {spent:.0f} s of {budget:.0f} s spent"
+            logger.info("auto: skipping %s (%s)", cand.name, cand.skipped)
+            continue
+        run_dir = output / "candidates" / cand.name
+        done = run_dir / "metrics.json"
+        t = time.perf_counter()
+        if resume and done.is_file() and (run_dir / "model").is_dir():
+            cand.metrics = json.loads(done.read_text(encoding="utf-8"))
+            logger.info("auto: %s already trained (resumed)", cand.name)
+        else:
+            logger.info("auto: training candidate %s (%d of %d)", cand.name, i + 1, len(candidates))
+            result = train(cand.config, run_dir, resume=resume and run_dir.is_dir(), splits=held, report=False, callbacks=callbacks)
+            cand.metrics = result.metrics
+        cand.seconds = time.perf_counter() - t
+        last_cost = cand.seconds
+        cand.score = cand.metrics.get(metric)
+        if cand.score is None:
+            raise ConfigError(f"trainer.main_metric: '{metric}' was not logged by candidate {cand.name}.")
+        logger.info("auto: %s %s = %.4f (%.1f s)", cand.name, metric, cand.score, cand.seconds)
+    scored = [c for c in candidates if c.score is not None]
+    best = (max if mode == "max" else min)(scored, key=lambda c: c.score)  # type: ignore[arg-type, return-value]
+    rows = _board_rows(candidates, metric, best.name)
+    _save_board(output, rows, metric)
+    logger.info("auto: chose %s (%s = %.4f) over %s", best.name, metric, best.score,
+                ", ".join(f"{c.name} {c.score:.4f}" for c in scored if c is not best) or "no other candidate")
+    for c in scored:  # only the winner's model directory is kept
+        if c is not best:
+            shutil.rmtree(output / "candidates" / c.name / "model", ignore_errors=True)
+        (output / "candidates" / c.name / "checkpoint.safetensors").unlink(missing_ok=True)
+    return _finish(best, output, splits, report=report)
+
+
+def _only_failed_start(output: Path) -> bool:
+    from textsift.training.run import untrained_run_files
+
+    return untrained_run_files(output) is not None
+
+
+def _save_board(output: Path, rows: list[dict[str, Any]], metric: str) -> None:
+    atomic_write_text(output / "leaderboard.json", json.dumps({"metric": metric, "candidates": rows}, indent=1))
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(output / "leaderboard.csv", buf.getvalue())
+
+
+def _finish(best: Candidate, output: Path, splits: Splits, *, report: bool) -> Any:
+    """The winner becomes the run: its model directory, config, metrics on the test data and report."""
+    from textsift import load
+    from textsift.evaluation.evaluate import evaluation_data
+    from textsift.evaluation.report import write_report
+    from textsift.training.run import TrainResult
+    from textsift.training.callbacks import TrainerState
+
+    source = output / "candidates" / best.name
+    target = output / "model"
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(source / "model", target)
+    atomic_write_text(output / "config.yaml", dump_yaml(best.config))
+    predictor = load(target)
+    metrics = dict(best.metrics or {})
+    if splits.test is not None:
+        evaluated = evaluation_data(predictor, splits.test)
+        prefix = "test"
+        if report:
+            metrics.update(write_report(output / "report", evaluated, prefix=prefix,
+                                        title=f"{best.config.model.type} (auto) on {splits.test.name}").metrics)  # type: ignore[attr-defined]
+        else:
+            metrics.update(evaluated.metrics(prefix))
+    elif report:
+        write_report(output / "report", evaluation_data(predictor, splits.validation), prefix="val",  # type: ignore[arg-type]
+                     title=f"{best.config.model.type} (auto) on {splits.validation.name}")  # type: ignore[union-attr, attr-defined]
+    metrics["auto/candidates"] = float(sum(1 for _ in (output / "candidates").iterdir()))
+    atomic_write_text(output / "metrics.json", json.dumps(metrics, indent=1))
+    state = TrainerState()
+    state.stop_reason = f"auto chose {best.name}"
+    return TrainResult(predictor, metrics, state, output, {"total_s": best.seconds})

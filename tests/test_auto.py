@@ -1,0 +1,62 @@
+"""``--model auto``: candidates on one split, the best by the validation metric, a leaderboard."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+
+import pytest
+
+import textsift
+from textsift.config import load_config
+from textsift.training.auto import candidate_configs, train_auto
+
+from conftest import TINY, write_jsonl
+from test_trust import error_of, run
+
+
+def suffix_task(n: int, seed: int) -> list[dict]:
+    """The label is the word's ending; every word is new: only character n-grams generalise (linear has them, bag not)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        stem = "".join(rng.choice("bcdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3))
+        label = rng.choice(["ing", "ed"])
+        rows.append({"text": f"{stem}{i}{label}", "label": label})
+    return rows
+
+
+def test_auto_chooses_the_better_candidate_even_when_it_comes_second(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", suffix_task(300, 0))
+    validation = write_jsonl(tmp_path / "val.jsonl", suffix_task(100, 1))
+    test = write_jsonl(tmp_path / "test.jsonl", suffix_task(100, 2))
+    base = {"data": {"train": str(train), "validation": str(validation), "test": str(test)}}
+    candidates = candidate_configs(lambda extra: load_config(base=base, overrides=extra), ["bag", "linear"])
+    candidates.sort(key=lambda c: c.name != "bag")  # bag first: the winner must come from the scores, not the order
+    result = train_auto(candidates, tmp_path / "run", budget_s=1, report=False)
+    rows = {r["candidate"]: r for r in csv.DictReader((tmp_path / "run" / "leaderboard.csv").open())}
+    assert rows["linear"]["chosen"] == "True" and rows["bag"]["chosen"] == "False"
+    assert float(rows["linear"]["val/accuracy"]) > float(rows["bag"]["val/accuracy"]) + 0.2
+    assert result.metrics["test/accuracy"] > 0.9
+    assert textsift.load(tmp_path / "run").config.model.type == "linear"
+    assert not (tmp_path / "run" / "candidates" / "bag" / "model").exists()  # only the winner's model is kept
+
+
+def test_the_budget_stops_after_the_first_two(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY * 3])
+    candidates = candidate_configs(lambda extra: load_config(base={"data": {"train": str(data)}}, overrides=extra))
+    assert len(candidates) > 2
+    train_auto(candidates, tmp_path / "run", budget_s=0.001, report=False)
+    board = json.loads((tmp_path / "run" / "leaderboard.json").read_text())["candidates"]
+    assert [bool(r["skipped"]) for r in board] == [False, False] + [True] * (len(candidates) - 2)
+
+
+def test_train_without_a_model_is_auto(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY * 3])
+    result = run("train", "--train", str(data), "-o", str(tmp_path / "run"), "--budget", "1", "--no-report")
+    assert result.exit_code == 0, result.stderr
+    assert "auto: chose" in result.stdout and (tmp_path / "run" / "leaderboard.csv").is_file()
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+    message = error_of(run("train", "--train", str(data), "--model", "bag", "--budget", "5", "-o", str(tmp_path / "b")))
+    assert "--budget is the time --model auto spends" in message
