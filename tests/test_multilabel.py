@@ -18,6 +18,7 @@ from textsift.errors import ConfigError, DataError
 from textsift.evaluation.metrics import multilabel_metrics
 from textsift.evaluation.thresholds import Decision, tune_binary, tune_multilabel
 
+from conftest import assert_only_safe_files
 from test_cli import one_error_line, run
 from test_models_contract import multilabel_rows
 
@@ -122,27 +123,87 @@ def test_binary_threshold_tuning():
 
 @pytest.fixture(scope="module")
 def ml_run(tmp_path_factory):
+    """A multilabel run whose tuned thresholds matter: the strongly regularised linear model ranks every label
+    right but its probabilities sit near the label priors, so 0.5 gets 6 of 16 label sets wrong and the tuned
+    thresholds none."""
     tmp = tmp_path_factory.mktemp("ml")
     data = write(tmp / "d.jsonl", multilabel_rows())
     result = run("-q", "train", "--train", str(data), "--validation", str(data), "--test", str(data), "--output", str(tmp / "run"),
-                 "--set", "task=multilabel", "--set", "trainer.epochs=60", "--set", "trainer.early_stopping=null",
-                 "--set", "trainer.batch_size=8", "--set", "trainer.optimizer.lr=0.1")
+                 "--set", "task=multilabel", "--set", "model.type=linear", "--set", "model.C=0.3")
     assert result.exit_code == 0, result.output + result.stderr
     return tmp / "run", data
 
 
+def _texts(data: Path) -> list[str]:
+    return [json.loads(line)["text"] for line in data.read_text().splitlines()]
+
+
+def _decisions(model_dir: Path, data: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Label names, the true label sets, and the decisions of the model's tuned thresholds and of 0.5 (0/1 matrices)."""
+    model = textsift.load(model_dir)
+    names = model.label_names
+    probabilities = model.predict(_texts(data)).probabilities
+    truth = np.array([[name in json.loads(line)["label"] for name in names] for line in data.read_text().splitlines()], int)
+    thresholds = json.loads((model_dir / "model" / "thresholds.json").read_text())["thresholds"]
+    return names, truth, (probabilities >= np.array(thresholds)).astype(int), (probabilities >= 0.5).astype(int)
+
+
+def _sets(names: list[str], decisions: np.ndarray) -> list[list[str]]:
+    return [[name for name, chosen in zip(names, row) if chosen] for row in decisions]
+
+
 def test_multilabel_run_saves_thresholds_and_writes_its_report(ml_run):
-    run_dir, _ = ml_run
+    run_dir, data = ml_run
     thresholds = json.loads((run_dir / "model" / "thresholds.json").read_text())
     assert thresholds["kind"] == "multilabel" and len(thresholds["thresholds"]) == 3 and thresholds["metric"] == "macro_f1"
+    # the tuned thresholds change decisions, for the better: every label set right, where 0.5 is not
+    _, truth, tuned, half = _decisions(run_dir, data)
+    assert (tuned == truth).all() and (half != tuned).any(axis=1).sum() >= 4
+    assert thresholds["score_after"] == 1.0 > thresholds["score_before"]
+    assert_only_safe_files(run_dir)
     report = run_dir / "report"
     for name in ("per_label.csv", "per_label_confusion.csv", "per_label_confusion.png", "pr_curves.png", "errors.csv",
-                 "reliability.png", "report.html", "training_curves.png", "classification_report.png"):
+                 "reliability.png", "report.html", "classification_report.png"):
         assert (report / name).is_file(), name
     counts = {r["label"]: r for r in csv.DictReader((report / "per_label_confusion.csv").open())}
-    truth = multilabel_rows()
-    assert int(counts["arts"]["tp"]) + int(counts["arts"]["fn"]) == sum("arts" in r["label"] for r in truth)
+    truth_rows = multilabel_rows()
+    assert int(counts["arts"]["tp"]) + int(counts["arts"]["fn"]) == sum("arts" in r["label"] for r in truth_rows)
+    assert int(counts["arts"]["fp"]) == int(counts["arts"]["fn"]) == 0  # the report counts the tuned decisions
     assert sum(int(v) for k, v in counts["pos"].items() if k != "label") == 16
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test/accuracy"] == 1.0 and metrics["test/untuned_accuracy"] == pytest.approx((half == truth).all(axis=1).mean())
+
+
+def test_evaluate_and_predict_apply_thresholds_json(ml_run, tmp_path):
+    import shutil
+
+    run_dir, data = ml_run
+    names, truth, tuned, half = _decisions(run_dir, data)
+    model = tmp_path / "run"
+    shutil.copytree(run_dir, model)
+
+    def evaluated() -> dict:
+        result = run("-q", "evaluate", str(model), str(data), "--json")
+        assert result.exit_code == 0, result.output + result.stderr
+        return json.loads(result.stdout)
+
+    def predicted() -> list[list[str]]:
+        result = run("predict", str(model), str(data))
+        assert result.exit_code == 0, result.output + result.stderr
+        return [json.loads(line)["labels"] for line in result.stdout.splitlines() if line.strip()]
+
+    metrics = evaluated()
+    assert metrics["test/accuracy"] == 1.0 and metrics["test/hamming_loss"] == 0.0
+    half_accuracy = (half == truth).all(axis=1).mean()
+    assert half_accuracy < 1.0 and metrics["test/untuned_accuracy"] == pytest.approx(half_accuracy)
+    assert predicted() == _sets(names, tuned) == _sets(names, truth)
+    assert textsift.load(model).predict(_texts(data)).labels == _sets(names, tuned)
+    # the decisions come from thresholds.json: with 0.5 written there, both follow it
+    file = model / "model" / "thresholds.json"
+    file.write_text(json.dumps({**json.loads(file.read_text()), "thresholds": [0.5, 0.5, 0.5]}))
+    assert evaluated()["test/accuracy"] == pytest.approx(half_accuracy)
+    assert predicted() == _sets(names, half) != _sets(names, tuned)
+    assert textsift.load(model).predict(_texts(data)).labels == _sets(names, half)
 
 
 def test_multilabel_predict_cli_and_overrides(ml_run, tmp_path):
@@ -150,8 +211,10 @@ def test_multilabel_predict_cli_and_overrides(ml_run, tmp_path):
     out = tmp_path / "p.csv"
     assert run("predict", str(run_dir), str(data), "--output", str(out)).exit_code == 0
     rows = list(csv.DictReader(out.open()))
-    assert set(rows[0]) == {"text", "labels", "p_arts", "p_neg", "p_pos"}
+    assert set(rows[0]) == {"row", "text", "labels", "p_arts", "p_neg", "p_pos"}
     assert rows[0]["labels"] == "pos" and rows[1]["labels"] == "arts,pos"  # "i love this great film"
+    names, _, tuned, _ = _decisions(run_dir, data)
+    assert [r["labels"] for r in rows] == [",".join(s) for s in _sets(names, tuned)]  # thresholds.json, in CSV too
     jsonl = run("predict", str(run_dir), str(data))
     first = json.loads(jsonl.stdout.splitlines()[1])
     assert first["labels"] == ["arts", "pos"] and set(first["probabilities"]) == {"arts", "neg", "pos"}
@@ -166,18 +229,26 @@ def test_multilabel_predict_cli_and_overrides(ml_run, tmp_path):
 def test_binary_task_tunes_its_positive_threshold_and_shows_curves(tmp_path):
     from conftest import TINY, tiny_config
 
-    data = write(tmp_path / "b.jsonl", [{"text": t, "label": l} for t, l in TINY])
-    raw = tiny_config(data, "bag", trainer__epochs=5)
+    # 8 negative and 3 positive examples: the regularised linear model ranks them right, but every positive
+    # probability is below 0.5; the tuned threshold gets them all
+    rows = [{"text": t, "label": l} for t, l in TINY if l == "neg"] + [{"text": t, "label": l} for t, l in TINY if l == "pos"][:3]
+    data = write(tmp_path / "b.jsonl", rows)
+    raw = tiny_config(data, "linear", trainer__epochs=1)
+    raw["model"] = {"type": "linear", "C": 1.0}
     raw["thresholds"] = {"tune": "global", "positive_label": "pos"}
     result = textsift.train(resolve(raw), tmp_path / "run")
     decision = json.loads((tmp_path / "run" / "model" / "thresholds.json").read_text())
     assert decision["kind"] == "binary" and decision["positive"] == result.predictor.label_names.index("pos")
     assert (tmp_path / "run" / "report" / "binary_curves.png").is_file()
     loaded = textsift.load(tmp_path / "run")
+    texts, truth = [r["text"] for r in rows], [r["label"] for r in rows]
     t = decision["thresholds"][0]
-    probs = loaded.predict([x for x, _ in TINY]).probabilities
-    expected = ["pos" if p >= t else "neg" for p in probs[:, decision["positive"]]]
-    assert loaded.predict([x for x, _ in TINY]).labels == expected
+    probs = loaded.predict(texts).probabilities[:, decision["positive"]]
+    assert (probs < 0.5).all() and t < 0.5  # argmax alone would call every example negative
+    assert loaded.predict(texts).labels == ["pos" if p >= t else "neg" for p in probs] == truth
+    evaluated = run("-q", "evaluate", str(tmp_path / "run"), str(data), "--json")
+    assert evaluated.exit_code == 0, evaluated.output + evaluated.stderr
+    assert json.loads(evaluated.stdout)["test/accuracy"] == 1.0  # evaluate decides with the threshold too
     with pytest.raises(ConfigError, match="threshold tuning is for multilabel and binary tasks"):
         trec = write(tmp_path / "three.jsonl", [{"text": t, "label": l} for t, l in TINY] + [{"text": "meh", "label": "mid"}] * 4)
         raw3 = tiny_config(trec, "bag", trainer__epochs=1)
