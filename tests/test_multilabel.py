@@ -18,7 +18,7 @@ from textsift.errors import ConfigError, DataError
 from textsift.evaluation.metrics import multilabel_metrics
 from textsift.evaluation.thresholds import Decision, tune_binary, tune_multilabel
 
-from conftest import assert_only_safe_files
+from conftest import TINY, assert_only_safe_files
 from test_cli import one_error_line, run
 from test_models_contract import multilabel_rows
 
@@ -121,13 +121,18 @@ def test_binary_threshold_tuning():
     assert (decision.apply(probs) == y).all()
 
 
+def rare_label_rows() -> list[dict]:
+    """TINY with label sets: the sentiment, plus 'arts' (4 of 16) when the text names a film or music."""
+    return [{"text": t, "label": [l] + (["arts"] if {"film", "music"} & set(t.split()) else [])} for t, l in TINY]
+
+
 @pytest.fixture(scope="module")
 def ml_run(tmp_path_factory):
-    """A multilabel run whose tuned thresholds matter: the strongly regularised linear model ranks every label
-    right but its probabilities sit near the label priors, so 0.5 gets 6 of 16 label sets wrong and the tuned
-    thresholds none."""
+    """A multilabel run whose tuned thresholds matter: the regularised linear model ranks every label right, but
+    pulls the rare label's probabilities towards its prior (0.25), so 0.5 misses every 'arts' and the tuned
+    threshold none."""
     tmp = tmp_path_factory.mktemp("ml")
-    data = write(tmp / "d.jsonl", multilabel_rows())
+    data = write(tmp / "d.jsonl", rare_label_rows())
     result = run("-q", "train", "--train", str(data), "--validation", str(data), "--test", str(data), "--output", str(tmp / "run"),
                  "--set", "task=multilabel", "--set", "model.type=linear", "--set", "model.C=0.3")
     assert result.exit_code == 0, result.output + result.stderr
@@ -158,7 +163,7 @@ def test_multilabel_run_saves_thresholds_and_writes_its_report(ml_run):
     assert thresholds["kind"] == "multilabel" and len(thresholds["thresholds"]) == 3 and thresholds["metric"] == "macro_f1"
     # the tuned thresholds change decisions, for the better: every label set right, where 0.5 is not
     _, truth, tuned, half = _decisions(run_dir, data)
-    assert (tuned == truth).all() and (half != tuned).any(axis=1).sum() >= 4
+    assert (tuned == truth).all() and (half != truth).any()
     assert thresholds["score_after"] == 1.0 > thresholds["score_before"]
     assert_only_safe_files(run_dir)
     report = run_dir / "report"
@@ -166,7 +171,7 @@ def test_multilabel_run_saves_thresholds_and_writes_its_report(ml_run):
                  "reliability.png", "report.html", "classification_report.png"):
         assert (report / name).is_file(), name
     counts = {r["label"]: r for r in csv.DictReader((report / "per_label_confusion.csv").open())}
-    truth_rows = multilabel_rows()
+    truth_rows = rare_label_rows()
     assert int(counts["arts"]["tp"]) + int(counts["arts"]["fn"]) == sum("arts" in r["label"] for r in truth_rows)
     assert int(counts["arts"]["fp"]) == int(counts["arts"]["fn"]) == 0  # the report counts the tuned decisions
     assert sum(int(v) for k, v in counts["pos"].items() if k != "label") == 16
@@ -227,7 +232,7 @@ def test_multilabel_predict_cli_and_overrides(ml_run, tmp_path):
 
 
 def test_binary_task_tunes_its_positive_threshold_and_shows_curves(tmp_path):
-    from conftest import TINY, tiny_config
+    from conftest import tiny_config
 
     # 8 negative and 3 positive examples: the regularised linear model ranks them right, but every positive
     # probability is below 0.5; the tuned threshold gets them all
