@@ -7,6 +7,7 @@ import pytest
 
 import textsift
 from textsift.config import resolve
+from textsift.data.loading import examples_from_texts
 from textsift.errors import ConfigError
 
 from conftest import TINY, write_jsonl
@@ -51,3 +52,19 @@ def test_hidden_layers_are_refused(tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY])
     with pytest.raises(ConfigError, match="model.head.hidden_dims: the linear model has no hidden layers"):
         resolve({"data": {"train": str(data)}, "model": {"type": "linear", "head": {"hidden_dims": [8]}}})
+
+
+def test_word_and_character_features_are_normalised_each_on_their_own(tmp_path):
+    import torch
+
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY])
+    result = textsift.train(resolve({"data": {"train": str(data), "validation": str(data)}, "model": {"type": "linear"},
+                                     "tokenizer": {"min_count": 1}}))
+    predictor = result.predictor
+    assert predictor.tokenizer.spec.char_space == "separate" and predictor.tokenizer.spec.char_ngrams == (2, 5)
+    ids = predictor.tokenizer.encode(examples_from_texts(["a happy film"]))
+    rows, feats, weights = predictor.model.features(torch.from_numpy(ids.values), torch.from_numpy(ids.offsets[:-1]))
+    chars = feats >= predictor.model.first_char_row
+    assert 0 < int(chars.sum()) < len(feats)
+    assert float((weights[chars] ** 2).sum()) == pytest.approx(1.0, abs=1e-5)
+    assert float((weights[~chars] ** 2).sum()) == pytest.approx(1.0, abs=1e-5)

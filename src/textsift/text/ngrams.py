@@ -47,6 +47,10 @@ class HashedNgramsSpec(TokenizerSpec):
         None, description="[min, max] character n-gram lengths of each word (fastText's minn/maxn); null: none."
     )
     buckets: int = Field(2_000_000, ge=1024, description="Hash space of n-grams, as fastText's -bucket.")
+    char_space: Literal["shared", "separate"] = Field(
+        "shared", description="Character n-grams hash into the word n-grams' buckets (fastText) or a space of their own "
+        "after them, so that a model can tell the two kinds apart (the linear model normalises each kind on its own).",
+    )
     min_count: int = Field(1, ge=1, description="Keep features seen at least this often in training.")
     max_features: int | None = Field(
         2_000_000, ge=1, description="Keep at most this many features (the most frequent)."
@@ -110,7 +114,17 @@ class HashedNgramTokenizer(Tokenizer):
 
     @property
     def space(self) -> int:
-        return WORD_BUCKETS + self.spec.buckets
+        return WORD_BUCKETS + self.spec.buckets * (2 if self.spec.char_space == "separate" else 1)
+
+    @property
+    def char_offset(self) -> int | None:
+        """The first feature id of character n-grams when they have a space of their own (else None)."""
+        return WORD_BUCKETS + self.spec.buckets if self.spec.char_space == "separate" and self.spec.char_ngrams else None
+
+    def first_row_at_or_above(self, feature_id: int) -> int:
+        """The row of the first kept feature whose id is >= ``feature_id`` (rows start at 1)."""
+        self._check_fitted()
+        return int(np.searchsorted(self.kept_, feature_id)) + 1  # type: ignore[arg-type]
 
     # -- feature ids ---------------------------------------------------------------------------
     def _words(self, texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -153,7 +167,7 @@ class HashedNgramTokenizer(Tokenizer):
             parts.append((doc[: len(g)][same_doc], ids))
         if spec.char_ngrams is not None and len(flat):
             chars = self._char_hashes(words, seed).take(flat)
-            ids = (chars.values.astype(np.uint64) % buckets).astype(np.int64) + WORD_BUCKETS
+            ids = (chars.values.astype(np.uint64) % buckets).astype(np.int64) + (self.char_offset or WORD_BUCKETS)
             parts.append((np.repeat(doc, chars.lengths), ids))
         return _interleave(parts, n_docs)
 

@@ -34,8 +34,8 @@ logger = logging.getLogger(__name__)
 CANDIDATES: list[tuple[str, list[str]]] = [
     ("linear", ["model=linear"]),
     ("bag", ["model=bag"]),
+    ("linear-C30", ["model=linear", "model.C=30"]),
     ("bag-chars", ["model=bag", "tokenizer.char_ngrams=[2,5]", "trainer.epochs=10"]),
-    ("linear-C1", ["model=linear", "model.C=1.0"]),
 ]
 #: without --budget: after the first two candidates, go on while the time spent stays within this many bag runs
 DEFAULT_BUDGET_BAG_RUNS = 4.0

@@ -34,7 +34,8 @@ class LinearSpec(ModelSpec):
     type: Literal["linear"] = "linear"
     input_format: ClassVar[str] = "bag"
     recommended: ClassVar[dict[str, Any]] = {
-        "tokenizer": {"type": "hashed_ngrams", "word_ngrams": 2, "char_ngrams": [2, 5], "min_count": 2, "max_features": 1_000_000},
+        "tokenizer": {"type": "hashed_ngrams", "word_ngrams": 2, "char_ngrams": [2, 5], "char_space": "separate", "min_count": 2,
+                      "max_features": 1_000_000},
         "trainer": {"epochs": 1, "batch_size": 512, "early_stopping": None},
     }
     C: float = Field(10.0, gt=0, description="Inverse strength of the L2 penalty (scikit-learn's C): larger fits the training data closer.")
@@ -53,16 +54,21 @@ class LinearSpec(ModelSpec):
         return 512
 
     def build(self, *, vocab_size: int, num_labels: int, tokenizer: Any = None) -> "LinearClassifier":
-        return LinearClassifier(self, vocab_size, num_labels)
+        offset = getattr(tokenizer, "char_offset", None) if tokenizer is not None and getattr(tokenizer, "fitted", False) else None
+        first_char_row = tokenizer.first_row_at_or_above(offset) if offset is not None else vocab_size
+        return LinearClassifier(self, vocab_size, num_labels, first_char_row)
 
 
 class LinearClassifier(TorchClassifier):
     input_format = "bag"
 
-    def __init__(self, spec: LinearSpec, vocab_size: int, num_labels: int) -> None:
+    def __init__(self, spec: LinearSpec, vocab_size: int, num_labels: int, first_char_row: int | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.vocab_size = vocab_size
+        # features from this row on are character n-grams: word and character features are L2-normalised each on
+        # their own (as scikit-learn's two TfidfVectorizers side by side), so neither kind drowns the other
+        self.first_char_row = vocab_size if first_char_row is None else first_char_row
         self.register_buffer("idf", torch.zeros(vocab_size))
         self.weight = nn.Parameter(torch.zeros(vocab_size, num_labels))
         self.bias = nn.Parameter(torch.zeros(num_labels))
@@ -76,8 +82,9 @@ class LinearClassifier(TorchClassifier):
         rows, feats = keys // self.vocab_size, keys % self.vocab_size
         tf = 1.0 + torch.log(counts.float()) if self.spec.sublinear_tf else counts.float()
         weights = tf * self.idf[feats]
-        norms = torch.zeros(n, device=ids.device).index_add_(0, rows, weights * weights).sqrt()
-        return rows, feats, weights / norms.clamp_min(1e-12)[rows]
+        block = rows * 2 + (feats >= self.first_char_row).long()  # (row, kind): words and character n-grams apart
+        norms = torch.zeros(2 * n, device=ids.device).index_add_(0, block, weights * weights).sqrt()
+        return rows, feats, weights / norms.clamp_min(1e-12)[block]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         rows, feats, weights = self.features(batch["ids"], batch["offsets"])
