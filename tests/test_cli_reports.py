@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY, write_jsonl
+from conftest import TINY, assert_only_safe_files, write_jsonl
 from test_cli import one_error_line, run
 
 REPORT_FILES = {
@@ -70,8 +70,22 @@ def test_training_with_temperature_scaling_saves_it(runs):
     assert metrics["val/temperature"] == pytest.approx(calibration["temperature"])
     assert calibration["nll_after"] <= calibration["nll_before"]
     assert json.loads((run_b / "report" / "report.json").read_text())["temperature"] == pytest.approx(calibration["temperature"])
-    if calibration["temperature"] != 1.0:
-        assert "test/ece_uncalibrated" in metrics
+    temperature = calibration["temperature"]
+    assert temperature > 0 and temperature != pytest.approx(1.0, abs=1e-3)  # fitted, not left at 1
+    assert calibration["nll_after"] < calibration["nll_before"]
+    assert "test/ece_uncalibrated" in metrics and metrics["test/ece"] != metrics["test/ece_uncalibrated"]
+    # predict divides the logits by the saved temperature
+    from textsift import load
+    from textsift.data.example import Example
+    from textsift.evaluation.metrics import softmax
+
+    model = load(run_b)
+    texts = [t for t, _ in NOISY]
+    logits = model.logits([Example(text=t) for t in texts])
+    probabilities = model.predict(texts).probabilities
+    np.testing.assert_allclose(probabilities, softmax(logits, temperature), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(probabilities, softmax(logits, 1.0), rtol=1e-3, atol=1e-4)
+    assert_only_safe_files(run_b)
 
 
 def test_evaluate_report_and_calibrate(runs, data, tmp_path):
@@ -136,12 +150,27 @@ def test_cross_validation_folds_summary_and_resume(data, tmp_path):
     assert again["test/accuracy"] == per_fold[1]["test/accuracy"]  # same seed, same fold: same result
 
 
-def test_compare_runs_and_refuse_different_test_sets(runs, data, tmp_path):
+def test_compare_runs_and_refuse_different_test_sets(runs, data, tmp_path, monkeypatch):
+    from textsift.evaluation import compare
+
+    drawn: list[dict] = []
+
+    def paired_bootstrap(*args, **kwargs):  # records how many resamples were drawn
+        values = real_bootstrap(*args, **kwargs)
+        drawn.append({metric: v.shape for metric, v in values.items()})
+        return values
+
+    real_bootstrap = compare.paired_bootstrap
+    monkeypatch.setattr(compare, "paired_bootstrap", paired_bootstrap)
     run_a, run_b = runs
     out = tmp_path / "cmp"
-    result = run("compare", str(run_a), str(run_b / "model"), "--output", str(out), "--resamples", "2000")
+    result = run("compare", str(run_a), str(run_b / "model"), "--output", str(out))
     assert result.exit_code == 0, result.output + result.stderr
+    # the default: 10,000 resamples of the test set, the same for both models
+    assert drawn == [{"accuracy": (10_000, 2), "macro_f1": (10_000, 2)}]
     saved = json.loads((out / "compare.json").read_text())
+    assert saved["bootstrap"]["resamples"] == 10_000 and saved["bootstrap"]["paired"] is True
+    assert "10000 resamples" in " ".join(result.stdout.split())
     acc_a = json.loads((run_a / "metrics.json").read_text())["test/accuracy"]
     acc_b = json.loads((run_b / "metrics.json").read_text())["test/accuracy"]
     diff = saved["differences"][0]["accuracy"]
