@@ -16,20 +16,29 @@ def write(path: Path, text: str) -> Path:
 
 def test_yaml_anchors_and_aliases(tmp_path, tiny_jsonl):
     cfg = write(tmp_path / "c.yaml", f"""
-common: &dims {{embed_dim: 32}}
+x-dims: &dims {{embed_dim: 32}}
 data: {{train: {tiny_jsonl}}}
 model: {{type: bag, <<: *dims}}
-""".replace("common: &dims {embed_dim: 32}", "x-dims: &dims {embed_dim: 32}"))
+""")
     # unknown top-level keys are rejected, so anchors live inside a known mapping instead
     with pytest.raises(ConfigError, match="unknown setting 'x-dims'"):
         load_config(cfg)
     cfg = write(tmp_path / "c2.yaml", f"""
-data: {{train: {tiny_jsonl}, validation: {tiny_jsonl}}}
-model: &m {{type: bag, embed_dim: 32}}
-trainer: {{epochs: 2}}
+data: {{train: &data {tiny_jsonl}, validation: *data}}
+model:
+  type: cnn
+  embed_dim: &width 24
+  channels: *width
+  head: {{<<: &head {{hidden_dims: [*width], dropout: 0.1}}, activation: gelu}}
+trainer: {{batch_size: &batch 8, eval_batch_size: *batch, epochs: 2}}
 """)
     config = load_config(cfg)
-    assert config.model.embed_dim == 32
+    assert config.data.validation == config.data.train == str(tiny_jsonl)
+    assert config.model.embed_dim == config.model.channels == 24  # a scalar alias
+    assert config.model.head.hidden_dims == [24] and config.model.head.dropout == 0.1  # a merged mapping
+    assert config.model.head.activation == "gelu"  # beside the merged keys
+    assert config.trainer.eval_batch_size == config.trainer.batch_size == 8
+    assert "&" not in dump_yaml(config) and "*" not in dump_yaml(config)  # the saved config spells every value out
 
 
 def test_yaml_alias_reuses_a_value(tmp_path, tiny_jsonl):
@@ -49,6 +58,37 @@ local dim = 16;
 """)
     config = load_config(cfg)
     assert (config.model.type, config.model.embed_dim, config.model.channels) == ("cnn", 32, 16)
+
+
+def test_jsonnet_functions_and_imports_relative_to_the_file(tmp_path, tiny_jsonl):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "d.jsonl").write_text(tiny_jsonl.read_text())
+    write(tmp_path / "lib" / "models.libsonnet", """
+{
+  cnn(width, dropout=0.0):: { type: 'cnn', embed_dim: width, channels: std.floor(width / 2), dropout: dropout },
+  head: { hidden_dims: [8], activation: 'gelu' },
+}
+""")
+    write(tmp_path / "lib" / "seed.txt", "7")
+    cfg = write(tmp_path / "configs" / "c.jsonnet", """
+local models = import '../lib/models.libsonnet';
+local epochs(n) = { epochs: n, batch_size: 4 * n };
+{
+  seed: std.parseInt(importstr '../lib/seed.txt'),
+  data: { train: 'd.jsonl' },
+  model: models.cnn(24, dropout=0.25) + { head: models.head },
+  trainer: epochs(3),
+}
+""")
+    config = load_config(cfg)
+    assert config.seed == 7
+    assert (config.model.type, config.model.embed_dim, config.model.channels, config.model.dropout) == ("cnn", 24, 12, 0.25)
+    assert config.model.head.hidden_dims == [8] and config.model.head.activation == "gelu"
+    assert config.trainer.epochs == 3 and config.trainer.batch_size == 12
+    assert Path(config.data.train) == (tmp_path / "configs" / "d.jsonl").resolve()  # relative to the file, as in YAML
+    with pytest.raises(ConfigError, match="c2.jsonnet"):  # a missing import names the file
+        load_config(write(tmp_path / "configs" / "c2.jsonnet", "{ data: { train: 'd.jsonl' }, model: import 'nope.libsonnet' }"))
 
 
 def test_jsonnet_syntax_error_names_the_file(tmp_path):
@@ -106,7 +146,8 @@ def test_unknown_model_type_suggests_a_registered_one(tiny_jsonl):
         resolve({"data": {"train": str(tiny_jsonl)}, "model": {"type": "lstn"}})
     msg = str(err.value)
     assert "model: Unknown model 'lstn'. Did you mean 'lstm'?" in msg
-    assert "bag, cnn, gru, lstm" in msg
+    registered = msg.split("Registered models: ", 1)[1].split(".", 1)[0].split(", ")
+    assert {"bag", "cnn", "gru", "lstm"} <= set(registered) and registered == sorted(registered)
 
 
 def test_missing_required_setting(tmp_path):
