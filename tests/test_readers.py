@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -91,6 +92,51 @@ def test_latin1_file_read_as_utf8_names_line_and_fix(tmp_path):
     assert [e.text for e in CsvReader(encoding="latin-1").read(path)][1] == "café au lait"
 
 
+BOM = b"\xef\xbb\xbf"
+ACCENTED = [("café au lait", "pos"), ("crème brûlée", "pos"), ("naïve façade", "neg")]
+
+
+def test_utf8_byte_order_mark_is_skipped_in_every_text_format(tmp_path):
+    """Excel and Windows editors start UTF-8 files with a byte order mark: the first row must read like the rest."""
+    jsonl = "".join(json.dumps({"text": t, "label": l}, ensure_ascii=False) + "\n" for t, l in ACCENTED).encode("utf-8")
+    csv_text = ("text,label\n" + "".join(f"{t},{l}\n" for t, l in ACCENTED)).encode("utf-8")
+    tsv_text = ("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in ACCENTED)).encode("utf-8")
+    files = {"d.jsonl": BOM + jsonl, "d.csv": BOM + csv_text, "d.tsv": BOM + tsv_text, "d.jsonl.gz": gzip.compress(BOM + jsonl),
+             "d.csv.gz": gzip.compress(BOM + csv_text)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        examples = AutoReader().read(tmp_path / name)
+        assert [(e.text, e.label) for e in examples] == ACCENTED, name
+        assert examples[0].row == (1 if ".jsonl" in name else 2), name
+    assert [e.text for e in JsonlReader().read(tmp_path / "d.jsonl")] == [t for t, _ in ACCENTED]
+    assert [e.text for e in JsonlReader(encoding="UTF8").read(tmp_path / "d.jsonl")] == [t for t, _ in ACCENTED]  # any spelling
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "utf-16"])
+def test_encodings_of_tsv_jsonl_and_gzip_files(tmp_path, encoding):
+    rows = ACCENTED + [("plain ascii", "neg")]
+    texts = {
+        "d.tsv": "text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows),
+        "d.jsonl": "".join(json.dumps({"text": t, "label": l}, ensure_ascii=False) + "\n" for t, l in rows),
+    }
+    for name, text in texts.items():
+        data = text.encode(encoding)
+        for path, content in ((tmp_path / name, data), (tmp_path / f"{name}.gz", gzip.compress(data))):
+            path.write_bytes(content)
+            got = [(e.text, e.label) for e in AutoReader(encoding=encoding).read(path)]
+            assert got == rows, (path.name, encoding)
+
+
+def test_wrong_encoding_in_a_gzip_tsv_names_the_line(tmp_path):
+    path = tmp_path / "d.tsv.gz"
+    path.write_bytes(gzip.compress("text\tlabel\nfine\tpos\ncafé\tpos\n".encode("latin-1")))
+    with pytest.raises(DataError) as err:
+        AutoReader().read(path)
+    msg = str(err.value)
+    assert "d.tsv.gz, line 3" in msg and "0xe9" in msg and "not valid utf-8" in msg and "latin-1" in msg
+    assert [e.text for e in AutoReader(encoding="latin-1").read(path)] == ["fine", "café"]
+
+
 def test_bad_json_line(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a", "label": "x"}\n{"text": oops}\n')
@@ -137,7 +183,11 @@ def test_stratified_split_keeps_every_class(tiny_jsonl):
 def test_label_set_in_given_order(tiny_jsonl):
     splits = load_splits(resolve({"data": {"train": str(tiny_jsonl), "labels": ["pos", "neg"]}}))
     assert splits.labels.names == ["pos", "neg"]
-    assert LabelSet(["pos", "neg"]).encode(Dataset("x", splits.train.examples[:1])).tolist() in ([0], [1])
+    examples = splits.train.examples
+    assert {e.label for e in examples} == {"pos", "neg"}
+    # each label is encoded as its position in the given order, whatever order the file has
+    assert LabelSet(["pos", "neg"]).encode(Dataset("x", examples)).tolist() == [0 if e.label == "pos" else 1 for e in examples]
+    assert LabelSet(["neg", "pos"]).encode(Dataset("x", examples)).tolist() == [1 if e.label == "pos" else 0 for e in examples]
 
 
 def test_sort_detection_generator():
