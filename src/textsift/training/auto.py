@@ -38,7 +38,7 @@ CANDIDATES: list[tuple[str, list[str]]] = [
     ("bag-chars", ["model=bag", "tokenizer.char_ngrams=[2,5]", "trainer.epochs=10"]),
 ]
 #: without --budget: after the first two candidates, go on while the time spent stays within this many bag runs
-DEFAULT_BUDGET_BAG_RUNS = 4.0
+DEFAULT_BUDGET_BAG_RUNS = 3.0
 
 
 @dataclass
