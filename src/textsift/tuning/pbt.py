@@ -88,7 +88,14 @@ def run_pbt(
     config_path: Path, space: SearchSpace, *, population: int, output: Path, overrides: list[str] | None = None,
     interval: int = 1, quantile: float = 0.25, resample_probability: float = 0.25, seed: int = 0,
     ray_address: str | None = None, cpus_per_member: float = 1.0, imports: list[str] | None = None,
+    synch: bool = False,
 ) -> dict[str, Any]:
+    """Population-based training of ``population`` members; writes ``pbt.log``, ``pbt.json`` and ``best_config.yaml``.
+
+    ``synch``: every member waits at each interval until all have reached it, then the bottom quantile
+    exploits and explores together (reproducible; the default lets the others go on training). A Ray
+    instance already running (``ray.init`` before) is used as it is; one started here is shut down at the end.
+    """
     import ray
     from ray import tune
     from ray.tune.schedulers import PopulationBasedTraining
@@ -114,6 +121,7 @@ def run_pbt(
     pbt_logger = logging.getLogger("ray.tune.schedulers.pbt")
     pbt_logger.addHandler(handler)
     pbt_logger.setLevel(logging.INFO)
+    started_ray = False
     try:
         import random
 
@@ -124,10 +132,11 @@ def run_pbt(
         if not ray.is_initialized():
             ray.init(address=ray_address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                      **({} if ray_address else {"num_cpus": max(2, int(population * cpus_per_member))}))
+            started_ray = True
         scheduler = PopulationBasedTraining(
             time_attr="training_iteration", perturbation_interval=interval, hyperparam_mutations=space.ray(),
             quantile_fraction=quantile, resample_probability=resample_probability, perturbation_factors=(1.2, 0.8),
-            synch=False,  # asynchronous: only the exploited member restarts; the others keep training
+            synch=synch,  # by default asynchronous: only the exploited member restarts; the others keep training
         )
         param_space = {**space.ray(), "__config": str(Path(config_path).resolve()), "__overrides": overrides,
                        "__imports": list(imports or base.imports)}
@@ -143,6 +152,8 @@ def run_pbt(
     finally:
         pbt_logger.removeHandler(handler)
         handler.close()
+        if started_ray:
+            ray.shutdown()
     errors = [r.error for r in results if r.error is not None]
     ok = [r for r in results if r.error is None and r.metrics and "objective" in r.metrics]
     if not ok:
