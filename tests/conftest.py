@@ -185,7 +185,7 @@ def model_settings(name: str, tiny_bert_dir: Path | None) -> dict:
 
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory):
-    """A throwaway PostgreSQL server (Debian's package; installed here with apt-get when missing), on a free port."""
+    """A throwaway PostgreSQL server (Debian's package; installed here with apt-get when missing) on a Unix socket."""
     from postgres import start_postgres
 
     directory = tmp_path_factory.mktemp("pg")

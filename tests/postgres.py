@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,13 +18,9 @@ def _bin_dir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_postgres(directory: Path) -> tuple[str, Callable[[], None]]:
+    """Start a server that listens on a Unix socket in ``directory`` only: no TCP port to find, or to lose to
+    another process between finding and binding it. Waits for it as long as a slow machine takes."""
     bin_dir = _bin_dir()
     if bin_dir is None:
         problem = apt_install("postgresql")
@@ -43,25 +38,27 @@ def start_postgres(directory: Path) -> tuple[str, Callable[[], None]]:
             os.chmod(parent, os.stat(parent).st_mode | 0o011)
             parent = parent.parent
     data = directory / "data"
-    port = _free_port()
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], capture_output=True, text=True, timeout=120)  # noqa: E731
+    socket_dir = str(directory)  # the socket is socket_dir/.s.PGSQL.5432: the port only names it
+    run = lambda *cmd: subprocess.run([*as_user, *cmd], capture_output=True, text=True)  # noqa: E731
     proc = run(str(bin_dir / "initdb"), "-D", str(data), "-U", "textsift", "--auth=trust", "-E", "UTF8")
     if proc.returncode != 0:
         raise RuntimeError(f"initdb failed: {proc.stderr[-800:]}")
-    proc = run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(directory / "server.log"), "-w", "-t", "60",
-               "-o", f"-p {port} -k {directory} -c listen_addresses=127.0.0.1", "start")
-    if proc.returncode != 0:
-        log = (directory / "server.log").read_text() if (directory / "server.log").exists() else ""
-        raise RuntimeError(f"pg_ctl start failed: {proc.stderr[-500:]} {log[-800:]}")
-    for _ in range(60):
-        if run(str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)).returncode == 0:
-            break
-        time.sleep(0.5)
-    proc = run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "textsift", "studies")
+    log = directory / "server.log"
+    with log.open("w") as out:
+        if as_user:
+            shutil.chown(log, "postgres")
+        server = subprocess.Popen([*as_user, str(bin_dir / "postgres"), "-D", str(data), "-p", "5432", "-k", socket_dir,
+                                   "-c", "listen_addresses="], stdout=out, stderr=subprocess.STDOUT)
+    while run(str(bin_dir / "pg_isready"), "-h", socket_dir, "-p", "5432").returncode != 0:
+        if server.poll() is not None:
+            raise RuntimeError(f"the PostgreSQL server exited ({server.returncode}): {log.read_text()[-800:]}")
+        time.sleep(0.2)
+    proc = run(str(bin_dir / "createdb"), "-h", socket_dir, "-p", "5432", "-U", "textsift", "studies")
     if proc.returncode != 0:
         raise RuntimeError(f"createdb failed: {proc.stderr[-500:]}")
 
     def stop() -> None:
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        server.wait()
 
-    return f"postgresql+psycopg2://textsift@127.0.0.1:{port}/studies", stop
+    return f"postgresql+psycopg2://textsift@/studies?host={socket_dir}&port=5432", stop
