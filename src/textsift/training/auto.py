@@ -171,12 +171,13 @@ def _finish(best: Candidate, output: Path, splits: Splits, *, report: bool) -> A
         evaluated = evaluation_data(predictor, splits.test)
         prefix = "test"
         if report:
-            metrics.update(write_report(output / "report", evaluated, prefix=prefix,
+            metrics.update(write_report(output / "report", evaluated, prefix=prefix, training_log=source / "metrics.jsonl",
                                         title=f"{best.config.model.type} (auto) on {splits.test.name}").metrics)  # type: ignore[attr-defined]
         else:
             metrics.update(evaluated.metrics(prefix))
     elif report:
         write_report(output / "report", evaluation_data(predictor, splits.validation), prefix="val",  # type: ignore[arg-type]
+                     training_log=source / "metrics.jsonl",
                      title=f"{best.config.model.type} (auto) on {splits.validation.name}")  # type: ignore[union-attr, attr-defined]
     metrics["auto/candidates"] = float(sum(1 for _ in (output / "candidates").iterdir()))
     atomic_write_text(output / "metrics.json", json.dumps(metrics, indent=1))
