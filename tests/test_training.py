@@ -263,8 +263,6 @@ def test_resume_drops_the_log_lines_written_after_the_checkpoint(crashed_and_res
     assert log.read_text().endswith("}\n")
 
 
-@pytest.mark.xfail(strict=True, reason="Trainer.fit averages an epoch's train/loss over the batches since the resume "
-                   "only: the running sum is not in the checkpoint (textsift/training/trainer.py)")
 def test_resumed_epoch_logs_the_train_loss_of_the_whole_epoch(crashed_and_resumed):
     full_log, log = crashed_and_resumed
     epochs = [[r["train/loss"] for r in _complete_lines(path) if r["event"] == "epoch"] for path in (full_log, log)]

@@ -41,6 +41,8 @@ class TrainerState:
     history: list[dict[str, float]] = field(default_factory=list)
     lr: float = 0.0
     last_loss: float = float("nan")
+    epoch_loss_sum: float = 0.0  # training loss over the current epoch's batches so far (kept across a resume)
+    epoch_loss_batches: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
