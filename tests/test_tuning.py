@@ -144,7 +144,7 @@ def local_ray(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTHONPATH", os.pathsep.join([str(PLUGINS), *filter(None, [os.environ.get("PYTHONPATH")])]))
         mp.syspath_prepend(str(PLUGINS))
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, _temp_dir=str(temp))
+        ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, _temp_dir=str(temp))
         try:
             yield temp
         finally:
@@ -157,16 +157,17 @@ def _records(directory: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def pbt_run(tmp_path_factory, local_ray) -> tuple[dict, list[tuple[str, str]], list[dict], Path]:
-    """4 members, synchronous, never resampling: at every epoch the weakest exploits the strongest and explores
+    """3 members, synchronous, never resampling: at every epoch the weakest exploits the strongest and explores
     x0.8 or x1.2. Returns the summary, the exploits in pbt.log (source, member), the probe's records, the config."""
     from textsift.tuning.pbt import run_pbt
 
     tmp = tmp_path_factory.mktemp("pbt")
     probe = tmp / "probe"
-    trainer = {**TOY["trainer"], "epochs": 4, "callbacks": [{"type": "pbt_probe:PbtProbe", "out": str(probe)}]}
+    trainer = {**TOY["trainer"], "epochs": 3, "scheduler": {"type": "linear", "warmup_ratio": 0.2},  # 8 warmup steps
+               "callbacks": [{"type": "pbt_probe:PbtProbe", "out": str(probe)}]}
     config = write(tmp / "toy.yaml", {**TOY, "trainer": trainer})
     space = SearchSpace.from_dict({"trainer.optimizer.lr": {"type": "float", "low": 1e-5, "high": 3e-2, "log": True}})
-    summary = run_pbt(config, space, population=4, output=tmp / "pbt", interval=1, seed=0, resample_probability=0.0,
+    summary = run_pbt(config, space, population=3, output=tmp / "pbt", interval=1, seed=0, resample_probability=0.0,
                       synch=True)
     exploits = EXPLOIT.findall((tmp / "pbt" / "pbt.log").read_text())
     assert (tmp / "pbt" / "best_config.yaml").is_file()
