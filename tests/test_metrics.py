@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from textsift.evaluation.metrics import classification_metrics, summary
+from textsift.evaluation.metrics import classification_metrics, multilabel_metrics, summary
 
 
 def test_metrics_against_hand_computed_values():
@@ -36,3 +36,31 @@ def test_keys_are_flat_and_stable():
 def test_a_label_never_predicted_scores_zero_without_warnings():
     m = classification_metrics(np.array([0, 1, 1]), np.array([1, 1, 1]), ["x", "y", "z"], "t")
     assert m["t/per_label/x/precision"] == 0.0 and m["t/per_label/z/support"] == 0.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_multilabel_metrics_match_scikit_learn_on_random_label_sets(seed):
+    from sklearn import metrics as sk
+
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(5, 60)), int(rng.integers(2, 7))
+    density = rng.uniform(0.1, 0.7, size=k)  # labels from rare to common
+    y_true = (rng.random((n, k)) < density).astype(int)
+    y_pred = np.where(rng.random((n, k)) < 0.7, y_true, 1 - y_true)  # right about 70% of the time
+    y_true[0] = 0  # an example without labels, one without predictions, a label never predicted
+    y_pred[1] = 0
+    y_pred[:, -1] = 0
+    names = [f"l{i}" for i in range(k)]
+    m = multilabel_metrics(y_true, y_pred, names, "t")
+    for average in ("micro", "macro", "weighted", "samples"):
+        for kind, fn in (("precision", sk.precision_score), ("recall", sk.recall_score), ("f1", sk.f1_score)):
+            expected = fn(y_true, y_pred, average=average, zero_division=0)
+            assert m[f"t/{average}_{kind}"] == pytest.approx(expected, abs=1e-12), (average, kind)
+    assert m["t/accuracy"] == pytest.approx(sk.accuracy_score(y_true, y_pred))  # subset accuracy
+    assert m["t/hamming_loss"] == pytest.approx(sk.hamming_loss(y_true, y_pred))
+    p, r, f, s = sk.precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    for i, name in enumerate(names):
+        assert (m[f"t/per_label/{name}/precision"], m[f"t/per_label/{name}/recall"], m[f"t/per_label/{name}/f1"],
+                m[f"t/per_label/{name}/support"]) == pytest.approx((p[i], r[i], f[i], s[i]))
+    assert m["t/label_cardinality"] == pytest.approx(y_true.sum() / n)
+    assert m["t/predicted_cardinality"] == pytest.approx(y_pred.sum() / n)
