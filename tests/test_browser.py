@@ -1,16 +1,25 @@
-"""Open report.html in headless Chromium: every image loads, the page logs no errors; a screenshot is kept."""
+"""Open report.html in headless Chromium: every image loads, the page logs no errors; a screenshot is taken.
+
+The screenshots go to the test's tmp_path, or to the folder TEXTSIFT_TEST_ARTIFACTS names (to keep them):
+never a fixed folder in the repository, which two runs at once would share.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from browser import FLAGS, ensure_chromium
-from conftest import REPO
 from test_report import fixture_data
 
-ARTIFACTS = REPO / "test-artifacts"
+
+@pytest.fixture
+def artifacts(tmp_path, request) -> Path:
+    """Where this test's screenshots go: $TEXTSIFT_TEST_ARTIFACTS/<test name>/ when set, else tmp_path."""
+    root = os.environ.get("TEXTSIFT_TEST_ARTIFACTS")
+    return Path(root) / request.node.name if root else tmp_path / "artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +52,7 @@ def open_page(chromium: Path, page_file: Path, screenshot: Path) -> tuple[list, 
     return images, problems
 
 
-def test_report_html_opens_in_headless_chromium(chromium, tmp_path):
+def test_report_html_opens_in_headless_chromium(chromium, tmp_path, artifacts):
     from textsift.evaluation.report import write_report
 
     training_log = tmp_path / "metrics.jsonl"
@@ -53,7 +62,7 @@ def test_report_html_opens_in_headless_chromium(chromium, tmp_path):
         '{"event": "epoch", "step": 4, "epoch": 2.0, "train/loss": 0.6, "val/accuracy": 0.7, "val/loss": 0.9, "lr": 0.005}\n'
     )
     report = write_report(tmp_path / "report", fixture_data(temperature=1.5), training_log=training_log)
-    shot = ARTIFACTS / "report.png"
+    shot = artifacts / "report.png"
     images, problems = open_page(chromium, report.directory / "report.html", shot)
     titles = {i["title"] for i in images}
     assert titles == {"classification_report.png", "confusion_matrix.png", "reliability.png", "confidence.png",
@@ -64,11 +73,11 @@ def test_report_html_opens_in_headless_chromium(chromium, tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
-def test_cv_report_opens_in_headless_chromium(chromium, tmp_path):
+def test_cv_report_opens_in_headless_chromium(chromium, tmp_path, artifacts):
     from textsift.training.cv import aggregate, write_summary
 
     per_fold = [{"test/accuracy": 0.8, "test/macro_f1": 0.7}, {"test/accuracy": 0.9, "test/macro_f1": 0.75}]
     write_summary(tmp_path, per_fold, aggregate(per_fold))
-    images, problems = open_page(chromium, tmp_path / "cv_report.html", ARTIFACTS / "cv_report.png")
+    images, problems = open_page(chromium, tmp_path / "cv_report.html", artifacts / "cv_report.png")
     assert len(images) == 1 and images[0]["complete"] and images[0]["w"] > 100
     assert not problems, problems
