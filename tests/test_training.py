@@ -153,6 +153,60 @@ def test_run_directory_contents_and_metrics_log(tiny_jsonl, tmp_path):
             "model/config.yaml", "report/report.html"} <= files
 
 
+APPENDED = {"train.log", "metrics.jsonl"}  # logs that grow a whole line at a time (metrics.jsonl is cut back atomically)
+
+
+def test_every_file_of_a_run_appears_by_an_atomic_rename(tiny_jsonl, tmp_path, monkeypatch):
+    """A crash leaves the old file or the new one, never half of one: each file of the run directory, or the
+    directory holding it (the model directory), is moved into place whole by os.replace."""
+    placed: list[Path] = []
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        real_replace(src, dst, *args, **kwargs)
+        placed.append(Path(dst).resolve())
+
+    monkeypatch.setattr(os, "replace", replace)
+    raw = tiny_config(tiny_jsonl, trainer__epochs=2, trainer__calibration="temperature")
+    run = tmp_path / "run"
+    textsift.train(resolve(raw), run, checkpoint_every_steps=1)
+    textsift.evaluate(run / "model", tiny_jsonl, calibrate_on=True, report=run / "eval")  # calibration.json, a report
+    files = [p.resolve() for p in run.rglob("*") if p.is_file()]
+    assert {"checkpoint.safetensors", "model.safetensors", "calibration.json", "config.yaml", "metrics.json"} <= {p.name for p in files}
+    written_in_place = [str(p.relative_to(run.resolve())) for p in files
+                        if p.name not in APPENDED and not any(q in placed for q in (p, *p.parents))]
+    assert not written_in_place, f"written in place, not atomically: {written_in_place}"
+
+
+def test_a_crash_while_saving_leaves_the_old_checkpoint_and_model_directory(tiny_jsonl, tmp_path, monkeypatch):
+    from textsift.training import checkpoint as ckpt
+
+    run = tmp_path / "run"
+    result = textsift.train(resolve(tiny_config(tiny_jsonl, trainer__epochs=1)), run)
+    checkpoint, model_dir = run / "checkpoint.safetensors", run / "model"
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(os, "fsync", crash)  # every atomic write flushes its temporary file before the rename
+    model = textsift.load(run)
+    with pytest.raises(OSError, match="simulated"):
+        ckpt.save_checkpoint(checkpoint, model=model.model, optimizer=torch.optim.SGD(model.model.parameters(), lr=1.0),
+                             scheduler=torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD(model.model.parameters(), lr=1.0), lambda s: 1.0),
+                             best_weights=None, meta={"state": {}, "callbacks": []})
+    from textsift.modeldir import save_model_dir
+
+    with pytest.raises(OSError, match="simulated"):
+        save_model_dir(model_dir, config=model.config, model=model.model, tokenizer=model.tokenizer, labels=model.label_names,
+                       meta={"replaced": True})
+    monkeypatch.undo()
+    after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before  # the old files, whole, and no temporary file or directory left behind
+    assert textsift.load(run).predict(["happy"]).probabilities.tolist() == result.predictor.predict(["happy"]).probabilities.tolist()
+    ckpt.load_checkpoint(checkpoint)
+
+
 def test_existing_run_directory_is_never_overwritten(tiny_jsonl, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
