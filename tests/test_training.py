@@ -76,6 +76,27 @@ def test_early_stopping_stops_training_and_restores_best(tiny_jsonl):
     assert result.state.epoch == 3 and "early stopping" in result.state.stop_reason
 
 
+def test_batch_size_auto_lets_the_model_choose_from_the_data(tmp_path, caplog):
+    import logging
+
+    from textsift.models.torch.bag import BagSpec
+
+    rows = [{"text": f"{t} {i}", "label": l} for i in range(10) for t, l in TINY]  # 160 examples, 144 to train on
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    raw = {"data": {"train": str(data)}, "model": {"type": "cnn"}, "trainer": {"epochs": 1, "batch_size": "auto"}}
+    with caplog.at_level(logging.INFO, logger="textsift"):
+        result = textsift.train(resolve(raw), tmp_path / "run")
+    chosen = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trainer.batch_size auto:")]
+    assert len(chosen) == 1 and chosen[0].startswith("trainer.batch_size auto: 32 (144 examples,")  # logged
+    assert result.state.steps_per_epoch == 5  # the batches it chose: ceil(144 / 32)
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["trainer"]["batch_size"] == "auto"  # the config says what was asked; the log, what it meant
+    # the bag model: about 120 steps an epoch, a power of two in [64, 512], larger for long texts
+    bag = BagSpec()
+    assert [bag.auto_batch_size(n, 10.0) for n in (100, 4_900, 14_000, 60_000)] == [64, 64, 128, 512]
+    assert bag.auto_batch_size(22_000, 300.0) == 512 > bag.auto_batch_size(22_000, 10.0) == 256
+
+
 def test_schedules():
     lin = LinearSchedule(warmup_steps=10)
     assert lin.factor(0, 100) == pytest.approx(0.1) and lin.factor(9, 100) == pytest.approx(1.0)
