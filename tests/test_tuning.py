@@ -204,8 +204,6 @@ def test_population_based_training_copies_weights_and_perturbs_on_exploit(pbt_ru
         run_pbt(config, SearchSpace.from_dict({"model.channels": [8, 16]}), population=2, output=config.parent / "x")
 
 
-@pytest.mark.xfail(strict=True, reason="Trainer._warm_start takes each group's 'lr' after the schedule has scaled it "
-                   "(x the warmup factor of step 0) instead of 'initial_lr' (textsift/training/trainer.py)")
 def test_a_warm_started_member_trains_at_its_learning_rate(pbt_run):
     _, _, records, _ = pbt_run
     for restart in _restarts(records):

@@ -229,7 +229,8 @@ class Trainer:
         training's exploit step): weights, optimizer moments and the step count come from the checkpoint;
         learning rate, weight decay and the schedule (warmup) from the current config."""
         tensors, meta = ckpt.load_checkpoint(path)
-        fresh = [(g["lr"], g.get("weight_decay")) for g in self.optimizer.param_groups]  # type: ignore[union-attr]
+        # the configured rate: a schedule has already scaled "lr" by its factor at step 0 (warmup)
+        fresh = [(g.get("initial_lr", g["lr"]), g.get("weight_decay")) for g in self.optimizer.param_groups]  # type: ignore[union-attr]
         ckpt.restore(tensors, meta, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler)  # type: ignore[arg-type]
         for group, (lr, wd) in zip(self.optimizer.param_groups, fresh):  # type: ignore[union-attr]
             group["lr"] = group["initial_lr"] = lr
