@@ -386,3 +386,23 @@ def test_paths_in_cached_results_name_the_entry(tmp_path, caplog, monkeypatch):
     shutil.copytree(model_entry / "run" / "model", copy)
     result = run("evaluate", str(copy), config["data"]["test"], "--calibrate")
     assert result.exit_code == 0, result.output + result.stderr
+
+
+def test_predict_step_answers_every_example_and_evaluate_step_calibrates_without_touching_the_model(tmp_path):
+    extra = {
+        "predictions": {"type": "predict", "model": {"ref": "model"}, "data": {"ref": "splits.test"}, "top_k": 1},
+        "calibrated": {"type": "evaluate", "model": {"ref": "model"}, "data": {"ref": "splits.test"},
+                       "calibrate_on": {"ref": "splits.validation"}},
+    }
+    execution = Workflow.load(write_workflow(tmp_path, extra_steps=extra)).run("one")
+    test = execution.results["splits"]["test"].examples
+    records = [json.loads(line) for line in execution.results["predictions"].path.read_text().splitlines()]
+    assert execution.results["predictions"].count == len(records) == len(test)
+    assert [r["text"] for r in records] == [ex.text for ex in test]  # one record per example, in order
+    assert [r["row"] for r in records] == [ex.row for ex in test]
+    assert all(r["top_k"][0]["label"] == r["label"] for r in records)
+    plain = json.loads((execution.results["evaluation"].path / "report.json").read_text())
+    calibrated = json.loads((execution.results["calibrated"].path / "report.json").read_text())
+    assert plain["temperature"] == 1.0 and calibrated["temperature"] != 1.0
+    assert execution.results["calibrated"].metrics["test/accuracy"] == execution.results["evaluation"].metrics["test/accuracy"]
+    assert not (execution.results["model"].model_dir / "calibration.json").exists()  # the cached model is never changed
