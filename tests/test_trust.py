@@ -433,3 +433,61 @@ def test_a_wrong_data_source_type_reads_plainly(tmp_path):
     with pytest.raises(ConfigError) as err:
         resolve({"data": {"train": "x.jsonl"}, "trainer": {"scheduler": 3}})
     assert "expected a mapping like {type: NAME, ...settings}, got int" in str(err.value)
+
+
+# --- found by review -----------------------------------------------------------------------------------------------
+
+
+def test_top_k_above_the_label_count_keeps_columns_aligned(model, tmp_path):
+    out = tmp_path / "p.csv"
+    data = tmp_path / "in.csv"
+    data.write_text("text\nwhat a happy day\n")
+    assert run("predict", str(model), str(data), "--top-k", "5", "-o", str(out)).exit_code == 0
+    rows = list(csv.reader(out.open(newline="")))
+    assert rows[0] == ["row", "text", "label", "top1", "top2", "top1_probability", "top2_probability"]
+    assert len(rows[1]) == len(rows[0]) and rows[1][3] == "pos" and float(rows[1][5]) > 0.5
+
+
+def test_keep_columns_and_label_column_clash_only_with_written_columns(model, tmp_path):
+    data = tmp_path / "in.csv"
+    data.write_text("text,topic,label\nwhat a happy day,films,pos\n")
+    result = run("predict", str(model), str(data), "--keep-columns", "topic", "--label-column", "label")
+    assert "--label-column label: the output already has a 'label' column" in error_of(result)
+    record = json.loads(run("predict", str(model), str(data), "--keep-columns", "topic").stdout)
+    assert record["topic"] == "films" and record["label"] == "pos"
+
+
+def test_pair_model_blank_stdin_line_follows_the_empty_policy(pair_model):
+    result = run("predict", str(pair_model), "-", "--on-empty", "skip", input="what a happy day\tsame\n\nawful film\tother\n")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r.get("skipped") for r in records] == [None, "empty text", None]
+
+
+def test_evaluate_empty_text_error_names_no_option_evaluate_lacks(model, tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "happy", "label": "pos"}, {"text": " ", "label": "neg"}])
+    message = error_of(run("evaluate", str(model), str(data)))
+    assert "row 2" in message and "--on-empty" not in message
+
+
+def test_utf16_file_read_as_utf8_is_named_as_utf16(model, tmp_path):
+    data = tmp_path / "excel.tsv"
+    data.write_bytes("text\nwhat a happy day\n".encode("utf-16"))
+    message = error_of(run("predict", str(model), str(data)))
+    assert "looks like UTF-16" in message and "--encoding" in message
+    assert json.loads(run("predict", str(model), str(data), "--encoding", "utf-16").stdout)["label"] == "pos"
+
+
+def test_csv_rows_are_spreadsheet_rows_and_leading_blank_lines_are_skipped(model, tmp_path):
+    data = tmp_path / "in.csv"
+    data.write_text('\ntext,id\n"what a\nhappy day",1\n"   ",2\n')
+    message = error_of(run("predict", str(model), str(data)))
+    assert "in.csv, row 3:" in message  # the second record, whatever lines the first one spans
+    records = [json.loads(line) for line in run("predict", str(model), str(data), "--on-empty", "skip").stdout.splitlines()]
+    assert [r["row"] for r in records] == [2, 3]
+
+
+def test_null_text_follows_the_empty_policy(model, tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "happy"}, {"text": None}])
+    assert "row 2" in error_of(run("predict", str(model), str(data)))
+    records = [json.loads(line) for line in run("predict", str(model), str(data), "--on-empty", "skip").stdout.splitlines()]
+    assert [r.get("skipped") for r in records] == [None, "empty text"]

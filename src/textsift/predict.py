@@ -227,6 +227,7 @@ def write_predictions(
 ) -> int:
     """Write one record per example, in order; returns how many."""
     names = predictor.label_names
+    top_k = min(top_k, len(names)) if top_k else top_k  # no more columns than labels
     delimiter = predictor.config.data.label_delimiter
     label_key = "labels" if predictor.multilabel else "label"
     cell = (lambda v: delimiter.join(v) if v is not None else "") if predictor.multilabel else (lambda v: "" if v is None else v)

@@ -25,7 +25,9 @@ def stdin_examples(pairs: bool, on_empty: str, lines: IO[str] | None = None) -> 
     for i, line in enumerate(lines if lines is not None else sys.stdin, start=1):
         line = line.rstrip("\r\n")
         pair = None
-        if pairs:
+        if pairs and not line.strip():
+            pair = ""  # an empty line is an empty pair: the --on-empty policy decides
+        elif pairs:
             if "\t" not in line:
                 raise DataError(
                     f"stdin, line {i}: this model classifies text pairs; give each pair as TEXT<tab>SECOND TEXT on one line."
@@ -94,8 +96,6 @@ def predict(
     if on_empty not in EMPTY_POLICIES:
         raise ConfigError(f"--on-empty: expected one of {', '.join(EMPTY_POLICIES)}, got {on_empty!r}.")
     keep = tuple(c.strip() for c in keep_columns.split(",") if c.strip()) if keep_columns else ()
-    if label_column is not None and label_column not in keep:
-        keep += (label_column,)  # predict needs no labels: a given label column is passed through
     suffix = output.suffix.lower() if output is not None else ".jsonl"
     if suffix not in (".csv", ".jsonl", ".json"):
         raise ConfigError(f"--output '{output}': use a .csv or .jsonl file name.")
@@ -104,10 +104,17 @@ def predict(
     if output is not None and output.is_dir():
         raise ConfigError(f"--output '{output}' is a directory; give a file name ending in .csv or .jsonl.")
     predictor = load(model_dir)
-    reserved = {"row", "text", "text_pair", "label", "labels", "skipped", "top_k", "probabilities"}
-    clash = [c for c in keep if c in reserved or c.startswith(("p_", "top"))]
+    written = {"row", "text", "text_pair", "label", "labels", "skipped", "top_k", "probabilities"}
+    k = min(top_k, len(predictor.label_names)) if top_k else 0
+    written |= ({f"top{i + 1}" for i in range(k)} | {f"top{i + 1}_probability" for i in range(k)}) if k else {f"p_{n}" for n in predictor.label_names}
+    clash = [c for c in keep if c in written]
     if clash:
         raise ConfigError(f"--keep-columns: {', '.join(clash)} would collide with an output column; rename the input column first.")
+    if label_column is not None and label_column not in keep:
+        if label_column in written:  # the gold label beside the predicted one needs a name of its own
+            raise ConfigError(f"--label-column {label_column}: the output already has a '{label_column}' column (the prediction); "
+                              "leave --label-column out, or rename the input column.")
+        keep += (label_column,)  # predict needs no labels: a given label column is passed through
     if threshold is not None or at_least_one is not None or max_labels is not None:
         if not predictor.multilabel:
             raise ConfigError("--threshold, --at-least-one and --max-labels are for multilabel models; this model is single-label.")

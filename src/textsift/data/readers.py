@@ -122,6 +122,9 @@ def _open_text(path: Path, encoding: str, options: ReadOptions | None = None, **
     nul = head.find(b"\x00")
     if nul >= 0 and not _wide_encoding(encoding):
         raw.close()
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) >= 4 and head[1::2].count(0) >= len(head) // 4):
+            raise DataError(f"{path}: the file looks like UTF-16 text (Excel's 'Unicode text'), read as {encoding}. "
+                            f"Set {(options or ReadOptions()).name('encoding')} to utf-16.")
         raise DataError(
             f"{path}: not a text file (a NUL byte at offset {nul}); expected CSV, TSV or JSON Lines text. "
             "Check the file, or name a Parquet file .parquet."
@@ -243,6 +246,8 @@ class Reader(Spec):
         if column not in record:
             raise DataError(f"{path}, row {row}: no {shown(column, 40)} field ({options.name(setting)}).")
         value = record[column]
+        if value is None and options.on_empty == "keep":  # a null text (pandas writes them) is an empty text
+            value = ""
         if not isinstance(value, str):
             raise DataError(
                 f"{path}, row {row}: the text (column {shown(column, 40)}) is {type(value).__name__} {shown(value)}, expected a string."
@@ -303,23 +308,25 @@ class CsvReader(Reader):
             reader = csv.reader(f, delimiter=delimiter, quotechar=self.quotechar)
             columns: list[str] | None = None
             if self.header:
-                columns = next(reader, None)
+                columns = next((r for r in reader if r), None)  # lines with no characters before the header are not rows
                 if columns is None:
                     raise DataError(f"{path}: the file is empty; expected a header row.")
                 columns = [c.strip() for c in columns]
                 self._missing_columns(path, columns, options)
+            row = 1 if self.header else 0  # spreadsheet row numbers: the header is row 1 (a multi-line field is one row)
             for values in reader:
                 if not values:  # a line with no characters is not a row
                     continue
+                row += 1
                 if columns is None:
                     columns = [str(i) for i in range(len(values))]
                     self._missing_columns(path, columns, options)
                 if len(values) != len(columns):
                     raise DataError(
-                        f"{path}, row {reader.line_num}: {len(values)} fields, expected {len(columns)} "
+                        f"{path}, row {row}{f' (line {reader.line_num})' if reader.line_num != row else ''}: {len(values)} fields, expected {len(columns)} "
                         f"(delimiter {delimiter!r}). Quote fields that contain the delimiter, or set {options.name('delimiter')}."
                     )
-                yield self._example(path, reader.line_num, dict(zip(columns, values)), options)
+                yield self._example(path, row, dict(zip(columns, values)), options)
 
 
 @registry.readers.register("tsv")
