@@ -60,3 +60,15 @@ def test_train_without_a_model_is_auto(tmp_path):
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
     message = error_of(run("train", "--train", str(data), "--model", "bag", "--budget", "5", "-o", str(tmp_path / "b")))
     assert "--budget is the time --model auto spends" in message
+
+
+def test_resuming_a_finished_auto_run_trains_nothing_again(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY * 3])
+    make = lambda extra: load_config(base={"data": {"train": str(data)}}, overrides=extra)  # noqa: E731
+    first = train_auto(candidate_configs(make, ["linear", "bag"]), tmp_path / "run", report=False)
+    weights = (tmp_path / "run" / "model" / "model.safetensors").read_bytes()
+    board = json.loads((tmp_path / "run" / "leaderboard.json").read_text())
+    again = train_auto(candidate_configs(make, ["linear", "bag"]), tmp_path / "run", report=False, resume=True)
+    assert (tmp_path / "run" / "model" / "model.safetensors").read_bytes() == weights  # not retrained
+    assert json.loads((tmp_path / "run" / "leaderboard.json").read_text()) == board  # same scores, same times
+    assert again.state.stop_reason == first.state.stop_reason

@@ -94,11 +94,10 @@ def train_auto(
         raise ConfigError("--model auto chooses by the validation metric: give --validation FILE or keep data.validation_split > 0.")
     held = Splits(splits.train, splits.validation, None, splits.labels)  # the test data is seen by the winner only
     output.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
     last_cost = 0.0
     budget = budget_s
     for i, cand in enumerate(candidates):
-        spent = time.perf_counter() - start
+        spent = sum(c.seconds for c in candidates[:i])  # training time of the candidates so far (kept across a resume)
         if budget is None and i >= 2:
             bag = next((c.seconds for c in candidates[:i] if c.config.model.type == "bag"), max(c.seconds for c in candidates[:i]))  # type: ignore[attr-defined]
             budget = DEFAULT_BUDGET_BAG_RUNS * bag
@@ -108,16 +107,17 @@ def train_auto(
             logger.info("auto: skipping %s (%s)", cand.name, cand.skipped)
             continue
         run_dir = output / "candidates" / cand.name
-        done = run_dir / "metrics.json"
-        t = time.perf_counter()
-        if resume and done.is_file() and (run_dir / "model").is_dir():
-            cand.metrics = json.loads(done.read_text(encoding="utf-8"))
+        done = run_dir / "auto.json"  # written when the candidate finished: its metrics and training time
+        if resume and done.is_file():
+            record = json.loads(done.read_text(encoding="utf-8"))
+            cand.metrics, cand.seconds = record["metrics"], float(record["seconds"])
             logger.info("auto: %s already trained (resumed)", cand.name)
         else:
             logger.info("auto: training candidate %s (%d of %d)", cand.name, i + 1, len(candidates))
+            t = time.perf_counter()
             result = train(cand.config, run_dir, resume=resume and run_dir.is_dir(), splits=held, report=False, callbacks=callbacks)
-            cand.metrics = result.metrics
-        cand.seconds = time.perf_counter() - t
+            cand.metrics, cand.seconds = result.metrics, time.perf_counter() - t
+            atomic_write_text(done, json.dumps({"metrics": cand.metrics, "seconds": cand.seconds}, indent=1))
         last_cost = cand.seconds
         cand.score = cand.metrics.get(metric)
         if cand.score is None:
@@ -162,8 +162,11 @@ def _finish(best: Candidate, output: Path, splits: Splits, *, report: bool) -> A
 
     source = output / "candidates" / best.name
     target = output / "model"
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(source / "model", target)
+    if (source / "model").is_dir():
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(source / "model", target)
+    elif not (target / "model.safetensors").is_file():
+        raise CheckpointError(f"{output}: the chosen candidate {best.name} has no model directory left; train again in a new --output.")
     atomic_write_text(output / "config.yaml", dump_yaml(best.config))
     predictor = load(target)
     metrics = dict(best.metrics or {})
