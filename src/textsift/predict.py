@@ -221,6 +221,18 @@ def _cell(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, (list, dict)) else ("" if value is None else value)
 
 
+#: every key a prediction record may have besides the kept input columns and the score columns
+RECORD_KEYS = ("row", "text", "text_pair", "label", "labels", "skipped", "top_k", "probabilities")
+
+
+def score_columns(label_names: Sequence[str], top_k: int | None) -> list[str]:
+    """The CSV columns of the scores: the k most probable labels and their probabilities, or every label's."""
+    k = min(top_k, len(label_names)) if top_k else 0  # no more columns than labels
+    if k:
+        return [f"top{i + 1}" for i in range(k)] + [f"top{i + 1}_probability" for i in range(k)]
+    return [f"p_{n}" for n in label_names]
+
+
 def write_predictions(
     out: IO[str], fmt: str, predictor: Any, examples_iter: Iterator[Example], *, top_k: int | None, chunk: int,
     on_empty: str = "error", keep_columns: tuple[str, ...] = (),
@@ -238,7 +250,7 @@ def write_predictions(
             if writer is None:
                 writer = csv.writer(out, lineterminator="\n")
                 cols = ["row", *keep_columns, "text"] + (["text_pair"] if predictor.pairs else []) + [label_key]
-                cols += [f"top{i + 1}" for i in range(top_k)] + [f"top{i + 1}_probability" for i in range(top_k)] if top_k else [f"p_{n}" for n in names]
+                cols += score_columns(names, top_k)
                 if on_empty == "skip":
                     cols.append("skipped")
                 writer.writerow(cols)

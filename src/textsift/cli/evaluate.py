@@ -54,7 +54,7 @@ def evaluate(
     if reader_type is not None or any(v is not None for v in settings.values()):
         reader = overridden_reader(load_config_from(find_model_dir(model_dir)).data.reader, reader_type, **settings)
     metrics = run(model_dir, data, report=report, calibrate_on=calibrate_on, batch_size=batch_size, prefix=prefix,
-                  reader=reader, options=ReadOptions(names={k: v for k, v in READER_OPTIONS.items() if k != "on_empty"}), overwrite=overwrite)
+                  reader=reader, options=ReadOptions(names=READER_OPTIONS), overwrite=overwrite)
     if as_json:
         typer.echo(json.dumps(metrics))
         return

@@ -22,6 +22,8 @@ READER_HELP = "Override the model's reader setting for this file."
 
 def stdin_examples(pairs: bool, on_empty: str, lines: IO[str] | None = None) -> Iterator[Example]:
     """One example per line of stdin (pair models: TEXT<tab>SECOND TEXT); an empty line is an empty text."""
+    from textsift.predict import is_empty
+
     for i, line in enumerate(lines if lines is not None else sys.stdin, start=1):
         line = line.rstrip("\r\n")
         pair = None
@@ -34,7 +36,7 @@ def stdin_examples(pairs: bool, on_empty: str, lines: IO[str] | None = None) -> 
                 )
             line, pair = line.split("\t", 1)
         example = Example(text=line, text_pair=pair, row=i)
-        if on_empty == "error" and (not line.strip() or (pair is not None and not pair.strip())):
+        if on_empty == "error" and is_empty(example):
             raise DataError(
                 f"stdin, line {i}: the text is empty. Remove the line, or choose what to do with empty texts: --on-empty skip|predict."
             )
@@ -90,7 +92,7 @@ def predict(
     from textsift import load
     from textsift.data.readers import READER_OPTIONS, ReadOptions
     from textsift.evaluation.thresholds import default_decision
-    from textsift.predict import EMPTY_POLICIES, write_predictions
+    from textsift.predict import EMPTY_POLICIES, RECORD_KEYS, score_columns, write_predictions
     from textsift.util import atomic_write
 
     if on_empty not in EMPTY_POLICIES:
@@ -104,9 +106,7 @@ def predict(
     if output is not None and output.is_dir():
         raise ConfigError(f"--output '{output}' is a directory; give a file name ending in .csv or .jsonl.")
     predictor = load(model_dir)
-    written = {"row", "text", "text_pair", "label", "labels", "skipped", "top_k", "probabilities"}
-    k = min(top_k, len(predictor.label_names)) if top_k else 0
-    written |= ({f"top{i + 1}" for i in range(k)} | {f"top{i + 1}_probability" for i in range(k)}) if k else {f"p_{n}" for n in predictor.label_names}
+    written = {*RECORD_KEYS, *score_columns(predictor.label_names, top_k)}
     clash = [c for c in keep if c in written]
     if clash:
         raise ConfigError(f"--keep-columns: {', '.join(clash)} would collide with an output column; rename the input column first.")
@@ -133,7 +133,7 @@ def predict(
         reader = overridden_reader(predictor.config.data.reader, reader_type, encoding=encoding, text_column=text_column,
                                    text_pair_column=text_pair_column, delimiter=delimiter)
         options = ReadOptions(require_labels=False, on_empty="error" if on_empty == "error" else "keep", keep_columns=keep,
-                              names=READER_OPTIONS)
+                              names={**READER_OPTIONS, "keep_columns": "--keep-columns", "on_empty": "--on-empty skip|predict"})
         examples = reader.iter(Path(input_file), options=options)
     fmt = "csv" if suffix == ".csv" else "jsonl"
     if output is None:

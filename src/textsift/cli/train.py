@@ -82,7 +82,6 @@ def train(
 ) -> None:
     """Train a model, evaluate it on the test data, and save the run and its model directory."""
     from textsift import train as run_training
-    from textsift.config import load_config
     from textsift.errors import ConfigError
 
     flags = []

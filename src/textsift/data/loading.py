@@ -43,10 +43,13 @@ def read_source(
     return fit_task(dataset, task, label_delimiter) if require_labels and task is not None else dataset
 
 
-def read_for(config: Config, source: Any, *, require_labels: bool = True) -> Dataset:
-    """Read ``source`` with the reader, task and label delimiter of ``config``."""
-    return read_source(source, config.data.reader, require_labels=require_labels, task=config.task,  # type: ignore[arg-type]
-                       label_delimiter=config.data.label_delimiter)
+def read_for(
+    config: Config, source: Any, *, require_labels: bool = True, reader: Reader | None = None, options: ReadOptions | None = None,
+) -> Dataset:
+    """Read ``source`` with the task and label delimiter of ``config`` and its reader (or ``reader``, e.g. with a
+    command line's overrides; ``options.names`` says how errors name its settings)."""
+    return read_source(source, reader or config.data.reader, require_labels=require_labels, task=config.task,  # type: ignore[arg-type]
+                       label_delimiter=config.data.label_delimiter, options=options)
 
 
 def fit_task(dataset: Dataset, task: str, delimiter: str = ",") -> Dataset:

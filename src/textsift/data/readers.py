@@ -398,8 +398,7 @@ class AutoReader(CsvReader):
 
 READER_OPTIONS = {
     "type": "--reader", "encoding": "--encoding", "text_column": "--text-column", "text_pair_column": "--text-pair-column",
-    "label_column": "--label-column", "delimiter": "--delimiter", "keep_columns": "--keep-columns",
-    "on_empty": "--on-empty skip|predict",
+    "label_column": "--label-column", "delimiter": "--delimiter",
 }
 """How ``predict`` and ``evaluate`` name the reader settings (their command-line options)."""
 

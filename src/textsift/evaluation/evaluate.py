@@ -10,7 +10,7 @@ import numpy as np
 
 from textsift.data.example import Dataset
 from textsift.data.labels import LabelSet
-from textsift.data.loading import load_splits, read_for, read_source
+from textsift.data.loading import load_splits, read_for
 from textsift.data.readers import ReadOptions, Reader
 from textsift.errors import DataError
 from textsift.evaluation.calibration import Calibration, fit_temperature
@@ -82,13 +82,6 @@ def rescale_thresholds(decision: Decision, old_t: float, new_t: float) -> Decisi
     return dataclasses.replace(decision, thresholds=[float(v) for v in 1 / (1 + np.exp(-z / new_t))])
 
 
-def read_labeled(predictor: Predictor, data: str | Path, reader: Reader | None = None, options: ReadOptions | None = None) -> Dataset:
-    """Labeled data for a trained model: its reader (or ``reader``) and task; labels are checked against the model's."""
-    config = predictor.config
-    return read_source(str(Path(data).resolve()), reader or config.data.reader, task=config.task,  # type: ignore[arg-type]
-                       label_delimiter=config.data.label_delimiter, options=options)
-
-
 def evaluate(
     model_dir: str | Path, data: str | Path, *, report: str | Path | None = None, calibrate_on: str | Path | bool = False,
     batch_size: int | None = None, prefix: str = "test", reader: Reader | None = None, options: ReadOptions | None = None,
@@ -106,9 +99,10 @@ def evaluate(
     if report is not None:
         check_output_dir(Path(report), "--report", overwrite=overwrite)
     predictor = load(model_dir)
-    dataset = read_labeled(predictor, data, reader, options)
+    dataset = read_for(predictor.config, str(Path(data).resolve()), reader=reader, options=options)
     if calibrate_on is not False:
-        held_out = validation_data_of(predictor) if calibrate_on is True else read_labeled(predictor, calibrate_on, reader, options)
+        held_out = validation_data_of(predictor) if calibrate_on is True else read_for(
+            predictor.config, str(Path(calibrate_on).resolve()), reader=reader, options=options)
         if Path(held_out.name).is_file() and file_fingerprint(Path(held_out.name)) == file_fingerprint(Path(dataset.name)):
             logger.warning("The temperature is fitted on the data being evaluated: its ECE will look better than on new data.")
         calibrate(predictor, held_out, batch_size)

@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from typing import Any
 from textsift.config import Config, dump_yaml
 from textsift.data.loading import Splits, load_splits
 from textsift.errors import CheckpointError, ConfigError
-from textsift.util import atomic_write_text
+from textsift.util import atomic_write_text, replace_dir
 
 logger = logging.getLogger(__name__)
 
@@ -163,8 +162,7 @@ def _finish(best: Candidate, output: Path, splits: Splits, *, report: bool) -> A
     source = output / "candidates" / best.name
     target = output / "model"
     if (source / "model").is_dir():
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(source / "model", target)
+        replace_dir(source / "model", target)
     elif not (target / "model.safetensors").is_file():
         raise CheckpointError(f"{output}: the chosen candidate {best.name} has no model directory left; train again in a new --output.")
     atomic_write_text(output / "config.yaml", dump_yaml(best.config))
