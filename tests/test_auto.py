@@ -6,7 +6,6 @@ import csv
 import json
 import random
 
-import pytest
 
 import textsift
 from textsift.config import load_config

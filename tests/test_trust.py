@@ -7,9 +7,7 @@ second text, garbled text predicted as if fine, a mixed report) or a traceback, 
 from __future__ import annotations
 
 import csv
-import io
 import json
-import logging
 import re
 import shutil
 import subprocess

@@ -31,6 +31,11 @@ def write_workflow(directory: Path, *, model: str = "bag", size: int = 300, epoc
         "evaluation": {"type": "evaluate", "model": {"ref": "model"}, "data": {"ref": "splits.test"}},
     }
     steps.update(extra_steps or {})
+    return write_steps(directory, steps, imports=imports, tracking=tracking)
+
+
+def write_steps(directory: Path, steps: dict, *, imports: list[str] | None = None, tracking: dict | None = None) -> Path:
+    """``directory/workflow.yaml`` with these steps (MLflow off unless ``tracking`` says otherwise)."""
     raw = {"imports": imports or [], "tracking": tracking if tracking is not None else {"mlflow": None}, "steps": steps}
     path = directory / "workflow.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -147,9 +152,7 @@ def _step_module(directory: Path, name: str) -> None:
 def test_two_processes_compute_a_step_once(tmp_path):
     _step_module(tmp_path, "wf_steps_b")
     log = tmp_path / "computed.log"
-    path = tmp_path / "workflow.yaml"
-    path.write_text(yaml.safe_dump({"imports": ["wf_steps_b"], "tracking": {"mlflow": None},
-                                    "steps": {"slow": {"type": "slow_count", "log": str(log), "seconds": 3}}}))
+    path = write_steps(tmp_path, {"slow": {"type": "slow_count", "log": str(log), "seconds": 3}}, imports=["wf_steps_b"])
     env = {**os.environ, "PYTHONPATH": str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     procs = [subprocess.Popen([sys.executable, "-m", "textsift", "-q", "run", str(path), "-e", f"p{i}"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
@@ -165,9 +168,7 @@ def test_a_failing_step_leaves_no_entry_and_is_recomputed(tmp_path, monkeypatch)
     _step_module(tmp_path, "wf_steps_c")
     flag = tmp_path / "fail.flag"
     flag.write_text("x")
-    path = tmp_path / "workflow.yaml"
-    path.write_text(yaml.safe_dump({"imports": ["wf_steps_c"], "tracking": {"mlflow": None},
-                                    "steps": {"f": {"type": "fragile", "flag": str(flag)}}}))
+    path = write_steps(tmp_path, {"f": {"type": "fragile", "flag": str(flag)}}, imports=["wf_steps_c"])
     workflow = Workflow.load(path)
     with pytest.raises(RuntimeError, match="failing on purpose"):
         workflow.run("one")
@@ -328,10 +329,9 @@ def test_user_steps_declare_results_outside_the_cache(tmp_path, monkeypatch):
     _user_steps_module(tmp_path, "wf_steps_d")
     flag = tmp_path / "flag"
     flag.write_text("x")
-    path = tmp_path / "workflow.yaml"
-    path.write_text(yaml.safe_dump({"imports": ["wf_steps_d"], "tracking": {"mlflow": None}, "steps": {
+    path = write_steps(tmp_path, {
         "note": {"type": "wf_steps_d_note", "text": "hello", "path": "out/note.txt"},
-        "checked": {"type": "wf_steps_d_checked", "flag": str(flag)}}}))
+        "checked": {"type": "wf_steps_d_checked", "flag": str(flag)}}, imports=["wf_steps_d"])
     assert hits(Workflow.load(path).run("one")) == {"note": False, "checked": False}
     assert hits(Workflow.load(path).run("two")) == {"note": True, "checked": True}
     note = tmp_path / "out" / "note.txt"
@@ -349,13 +349,12 @@ def test_paths_in_cached_results_name_the_entry(tmp_path, caplog, monkeypatch):
 
     monkeypatch.syspath_prepend(str(tmp_path))
     _user_steps_module(tmp_path, "wf_steps_e")
-    path = tmp_path / "workflow.yaml"
-    path.write_text(yaml.safe_dump({"imports": ["wf_steps_e"], "tracking": {"mlflow": None}, "steps": {
+    path = write_steps(tmp_path, {
         "data": {"type": "dataset", "generate": {"type": "sort_detection", "size": 120, "seed": 0}},
         "splits": {"type": "wf_steps_e_fresh_split", "data": {"ref": "data"}},
         "model": {"type": "train", "train": {"ref": "splits.train"}, "validation": {"ref": "splits.validation"},
                   "test": {"ref": "splits.test"}, "config": {"model": {"type": "bag"}, "trainer": {"epochs": 1}}},
-        "evaluation": {"type": "evaluate", "model": {"ref": "model"}, "data": {"ref": "splits.test"}}}}))
+        "evaluation": {"type": "evaluate", "model": {"ref": "model"}, "data": {"ref": "splits.test"}}}, imports=["wf_steps_e"])
     workflow = Workflow.load(path)
     with caplog.at_level(logging.INFO, logger="textsift"):
         execution = workflow.run("one")
