@@ -2,6 +2,10 @@
 
 Keys: ``{prefix}/accuracy``, ``{prefix}/macro_f1`` (and precision/recall, for macro, micro and
 weighted averages), ``{prefix}/mcc``, ``{prefix}/per_label/{label}/{precision,recall,f1,support}``.
+
+Computed with numpy from per-label counts, with scikit-learn's definitions (``zero_division=0``): the tests
+hold every function here to scikit-learn's result. Importing ``sklearn.metrics`` costs about 1.2 s (it pulls
+in scipy.stats and pandas), which every command that reports a metric would pay before doing anything.
 """
 
 from __future__ import annotations
@@ -10,23 +14,54 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import accuracy_score, matthews_corrcoef, precision_recall_fscore_support
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, 0 where den is 0 (scikit-learn's zero_division=0)."""
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den != 0)
+
+
+def _prf(tp: np.ndarray, predicted: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 from true positives, predicted counts and true counts (arrays of one shape)."""
+    return _ratio(tp, predicted), _ratio(tp, support), _ratio(2 * tp, predicted + support)
+
+
+def _averages(tp: np.ndarray, predicted: np.ndarray, support: np.ndarray, prefix: str) -> dict[str, float]:
+    """Macro, micro and weighted precision / recall / F1 of per-label counts."""
+    p, r, f = _prf(tp, predicted, support)
+    total = support.sum()
+    out: dict[str, float] = {}
+    micro = _prf(tp.sum(), predicted.sum(), total)
+    for average, values in (("macro", [v.mean() if len(v) else 0.0 for v in (p, r, f)]),
+                            ("micro", micro),
+                            ("weighted", [float(v @ support / total) if total else 0.0 for v in (p, r, f)])):
+        for name, value in zip(("precision", "recall", "f1"), values):
+            out[f"{prefix}/{average}_{name}"] = float(value)
+    return out
 
 
 def classification_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, label_names: Sequence[str], prefix: str = "test"
 ) -> dict[str, float]:
-    labels = list(range(len(label_names)))
-    out: dict[str, float] = {f"{prefix}/accuracy": float(accuracy_score(y_true, y_pred))}
-    for average in ("macro", "micro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0)
-        out[f"{prefix}/{average}_precision"] = float(p)
-        out[f"{prefix}/{average}_recall"] = float(r)
-        out[f"{prefix}/{average}_f1"] = float(f)
-    out[f"{prefix}/mcc"] = float(matthews_corrcoef(y_true, y_pred)) if len(y_true) else 0.0
-    out.update(_per_label(*precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0),
-                          label_names, prefix))
+    n = len(label_names)
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    matrix = confusion_matrix(y_true, y_pred, n)
+    tp, predicted, support = np.diag(matrix), matrix.sum(axis=0), matrix.sum(axis=1)
+    out: dict[str, float] = {f"{prefix}/accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else 0.0}
+    out.update(_averages(tp, predicted, support, prefix))
+    out[f"{prefix}/mcc"] = matthews_corrcoef(matrix)
+    out.update(_per_label(*_prf(tp, predicted, support), support, label_names, prefix))
     return out
+
+
+def matthews_corrcoef(matrix: np.ndarray) -> float:
+    """The multiclass Matthews correlation of a confusion matrix (Gorodkin's R_K); 0 where undefined."""
+    matrix = np.asarray(matrix, np.float64)
+    t, p = matrix.sum(axis=1), matrix.sum(axis=0)
+    s, c = matrix.sum(), np.trace(matrix)
+    den = np.sqrt((s * s - p @ p) * (s * s - t @ t))
+    return float((c * s - t @ p) / den) if den > 0 else 0.0
 
 
 def _per_label(p: np.ndarray, r: np.ndarray, f: np.ndarray, s: np.ndarray, label_names: Sequence[str], prefix: str) -> dict[str, float]:
@@ -165,22 +200,65 @@ def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: Sequ
     ``accuracy`` is subset accuracy (the whole set right); ``hamming_loss`` the share of wrong label
     decisions; ``samples_*`` average over examples; ``label_cardinality`` the mean number of true labels.
     """
-    from sklearn.metrics import hamming_loss
-
-    y_true = np.asarray(y_true).astype(np.int64)
-    y_pred = np.asarray(y_pred).astype(np.int64)
+    y_true = np.asarray(y_true).astype(np.int64).reshape(-1, len(label_names))
+    y_pred = np.asarray(y_pred).astype(np.int64).reshape(-1, len(label_names))
+    both = y_true & y_pred
+    tp, predicted, support = both.sum(axis=0), y_pred.sum(axis=0), y_true.sum(axis=0)
     out: dict[str, float] = {f"{prefix}/accuracy": float(np.mean(np.all(y_true == y_pred, axis=1))) if len(y_true) else 0.0}
-    for average in ("macro", "micro", "weighted", "samples"):
-        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)
-        out[f"{prefix}/{average}_precision"] = float(p)
-        out[f"{prefix}/{average}_recall"] = float(r)
-        out[f"{prefix}/{average}_f1"] = float(f)
-    out[f"{prefix}/hamming_loss"] = float(hamming_loss(y_true, y_pred)) if len(y_true) else 0.0
+    out.update(_averages(tp, predicted, support, prefix))
+    # samples: the same measures per example (its label set against the true one), averaged over examples
+    for name, values in zip(("precision", "recall", "f1"), _prf(both.sum(axis=1), y_pred.sum(axis=1), y_true.sum(axis=1))):
+        out[f"{prefix}/samples_{name}"] = float(values.mean()) if len(values) else 0.0
+    out[f"{prefix}/hamming_loss"] = float(np.mean(y_true != y_pred)) if len(y_true) else 0.0
     out[f"{prefix}/label_cardinality"] = float(y_true.sum(axis=1).mean()) if len(y_true) else 0.0
     out[f"{prefix}/predicted_cardinality"] = float(y_pred.sum(axis=1).mean()) if len(y_true) else 0.0
-    out.update(_per_label(*precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0), label_names, prefix))
+    out.update(_per_label(*_prf(tp, predicted, support), support, label_names, prefix))
     return out
 
 
 def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64) / temperature))
+
+
+# -- ranking curves (scikit-learn's precision_recall_curve, roc_curve, average_precision_score, auc) ---------------
+def _counts_at_thresholds(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False and true positives when predicting positive at or above each distinct score, highest first."""
+    order = np.argsort(np.asarray(scores), kind="mergesort")[::-1]
+    scores = np.asarray(scores)[order]
+    y = np.asarray(y_true)[order].astype(np.float64)
+    last = np.r_[np.where(np.diff(scores))[0], y.size - 1]  # the last index of each distinct score
+    tps = np.cumsum(y)[last]
+    return 1 + last - tps, tps, scores[last]
+
+
+def precision_recall_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall (decreasing, ending at (1, 0)) and the thresholds, as scikit-learn returns them."""
+    fps, tps, thresholds = _counts_at_thresholds(y_true, scores)
+    precision = _ratio(tps, tps + fps)
+    recall = tps / tps[-1] if tps[-1] else np.ones_like(tps)
+    return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0], thresholds[::-1]
+
+
+def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Sum over thresholds of (recall step) x precision: scikit-learn's average_precision_score."""
+    precision, recall, _ = precision_recall_curve(y_true, scores)
+    return float(-np.sum(np.diff(recall) * precision[:-1]))
+
+
+def roc_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False and true positive rates from (0, 0), collinear points dropped, and the thresholds (the first inf)."""
+    fps, tps, thresholds = _counts_at_thresholds(y_true, scores)
+    if fps.size > 2:
+        keep = np.where(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])[0]
+        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
+    fps, tps = np.r_[0.0, fps], np.r_[0.0, tps]
+    fpr = fps / fps[-1] if fps[-1] > 0 else np.full(fps.shape, np.nan)
+    tpr = tps / tps[-1] if tps[-1] > 0 else np.full(tps.shape, np.nan)
+    return fpr, tpr, np.r_[np.inf, thresholds.astype(np.float64)]
+
+
+def auc(x: np.ndarray, y: np.ndarray) -> float:
+    """Area under a curve by the trapezoidal rule (x monotonic, either direction)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    area = float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
+    return -area if np.all(np.diff(x) <= 0) else area

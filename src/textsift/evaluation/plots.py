@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from textsift.evaluation.metrics import CalibrationBins
+from textsift.evaluation.metrics import CalibrationBins, auc, average_precision, precision_recall_curve, roc_curve
 
 DPI = 100
 
@@ -193,8 +193,6 @@ def _grid(n: int) -> tuple[int, int]:
 
 def pr_curves_png(probabilities: np.ndarray, y_true: np.ndarray, label_names: Sequence[str], thresholds: Sequence[float] | None) -> bytes:
     """One precision-recall curve per label (small multiples), with its average precision and the chosen threshold."""
-    from sklearn.metrics import average_precision_score, precision_recall_curve
-
     rows, cols = _grid(len(label_names))
     fig = Figure(layout="constrained", figsize=(2.6 * cols, 2.3 * rows))
     for j, name in enumerate(label_names):
@@ -203,7 +201,7 @@ def pr_curves_png(probabilities: np.ndarray, y_true: np.ndarray, label_names: Se
         if y.any():
             precision, recall, cut = precision_recall_curve(y, probabilities[:, j])
             ax.plot(recall, precision, color="tab:blue")
-            ap = average_precision_score(y, probabilities[:, j])
+            ap = average_precision(y, probabilities[:, j])
             if thresholds is not None and len(cut):
                 k = min(int(np.searchsorted(cut, thresholds[j])), len(cut) - 1)
                 ax.plot(recall[k], precision[k], "o", color="tab:red", markersize=4)
@@ -235,12 +233,10 @@ def per_label_counts_png(label_names: Sequence[str], tp: np.ndarray, fp: np.ndar
 
 def binary_curves_png(scores: np.ndarray, positive: np.ndarray, positive_name: str, threshold: float) -> bytes:
     """Precision-recall and ROC curves of the positive class, with the decision threshold marked."""
-    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
-
     fig = Figure(layout="constrained", figsize=(10, 4.3))
     ax = fig.add_subplot(1, 2, 1)
     precision, recall, cut = precision_recall_curve(positive, scores)
-    ax.plot(recall, precision, color="tab:blue", label=f"AP {average_precision_score(positive, scores):.3f}")
+    ax.plot(recall, precision, color="tab:blue", label=f"AP {average_precision(positive, scores):.3f}")
     if len(cut):
         k = min(int(np.searchsorted(cut, threshold)), len(cut) - 1)
         ax.plot(recall[k], precision[k], "o", color="tab:red", label=f"threshold {threshold:.2f}")

@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 
 from textsift.data.example import Example
-from textsift.evaluation import plots
 from textsift.evaluation.html import render_report
 from textsift.evaluation.thresholds import Decision, default_decision
 from textsift.evaluation.metrics import (
@@ -183,6 +182,8 @@ def write_report(
     training_log: Path | None = None, uncalibrated_temperature: float | None = 1.0, errors_shown: int = 200,
 ) -> Report:
     """Write every artifact of the report for ``data`` into ``directory`` and return its metrics."""
+    from textsift.evaluation import plots  # matplotlib is imported only when a report is drawn
+
     out = Path(directory)
     out.parent.mkdir(parents=True, exist_ok=True)
     if data.multilabel:
@@ -266,6 +267,8 @@ def _write_multilabel_report(
     out: Path, data: EvaluationData, *, prefix: str, title: str | None, training_log: Path | None, errors_shown: int,
 ) -> Report:
     """The report of a multilabel model: per-label counts and curves instead of one confusion matrix."""
+    from textsift.evaluation import plots  # matplotlib is imported only when a report is drawn
+
     names = data.label_names
     files: dict[str, bytes | str] = {}
     images: dict[str, bytes] = {}
@@ -339,6 +342,8 @@ def _finish(
     header: list[str], error_rows: list[list[Any]], errors_shown: int, by_length: list[dict[str, float]], extra_info: dict[str, Any],
 ) -> Report:
     """Training curves, report.json and report.html, then every file written atomically."""
+    from textsift.evaluation import plots  # matplotlib is imported only when a report is drawn
+
     curves = None
     if training_log is not None and training_log.is_file():
         steps, epochs = _read_training_log(training_log)
