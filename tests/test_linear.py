@@ -68,3 +68,41 @@ def test_word_and_character_features_are_normalised_each_on_their_own(tmp_path):
     assert 0 < int(chars.sum()) < len(feats)
     assert float((weights[chars] ** 2).sum()) == pytest.approx(1.0, abs=1e-5)
     assert float((weights[~chars] ** 2).sum()) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("classes, class_weight", [(2, None), (4, None), (3, "balanced"), (2, "balanced")])
+def test_solver_finds_scikit_learns_coefficients(classes, class_weight):
+    """The L-BFGS fit minimises scikit-learn's LogisticRegression objective: the same coefficients and intercepts."""
+    from scipy.sparse import random as sparse_random
+    from sklearn.linear_model import LogisticRegression
+
+    from textsift.models.torch.linear import _sample_weights, logistic_regression
+
+    rng = np.random.default_rng(classes)
+    x = sparse_random(300, 40, density=0.2, format="csr", random_state=classes)
+    labels = (x @ rng.normal(size=(40, classes))).argmax(1) if classes > 2 else (x @ rng.normal(size=40) > 0.3).astype(int)
+    clf = LogisticRegression(C=5.0, tol=1e-10, max_iter=5000, class_weight=class_weight).fit(x, labels)
+    if classes == 2:
+        y, kind = (labels == 1).astype(float)[:, None], "binary"
+    else:
+        y, kind = np.eye(classes)[labels], "multinomial"
+    fitted = logistic_regression(x, y, 5.0, kind, _sample_weights(labels, class_weight or "none"), 5000, 1e-10)
+    assert fitted.converged
+    np.testing.assert_allclose(fitted.weight, clf.coef_.T, atol=1e-4)
+    np.testing.assert_allclose(fitted.bias, clf.intercept_, atol=1e-4)
+
+
+def test_multilabel_solver_is_one_binary_regression_per_label():
+    from scipy.sparse import random as sparse_random
+    from sklearn.linear_model import LogisticRegression
+
+    from textsift.models.torch.linear import logistic_regression
+
+    rng = np.random.default_rng(0)
+    x = sparse_random(200, 30, density=0.3, format="csr", random_state=1)
+    y = (x @ rng.normal(size=(30, 3)) > 0.2).astype(float)
+    fitted = logistic_regression(x, y, 2.0, "binary", None, 5000, 1e-10)
+    for j in range(3):
+        clf = LogisticRegression(C=2.0, tol=1e-10, max_iter=5000).fit(x, y[:, j])
+        np.testing.assert_allclose(fitted.weight[:, j], clf.coef_[0], atol=1e-4)
+        np.testing.assert_allclose(fitted.bias[j], clf.intercept_[0], atol=1e-4)

@@ -379,3 +379,41 @@ def test_sparse_adamw_sparse_lr_is_scheduled_sgd_on_sparse_rows():
     assert not opt.state[emb.weight]  # no Adam moments for the sparse rows
     assert head.detach()[0] < 1.0  # the dense part still moved (Adam)
     del sched
+
+
+@pytest.mark.parametrize("every_s, saved_at_epochs", [(0.0, [1, 2, 3]), (3600.0, [3])])
+def test_checkpoints_at_epoch_ends_follow_the_time_rule_and_always_at_the_end(tiny_jsonl, tmp_path, monkeypatch, every_s,
+                                                                               saved_at_epochs):
+    """An epoch's end saves only once trainer.checkpoint_every_s have passed (0: every epoch); the end of training
+    always saves (the final state, before the best weights are restored), so --resume with more epochs continues."""
+    from textsift.training.trainer import Trainer
+
+    steps: list[int] = []
+    real = Trainer.save_checkpoint
+
+    def save(self):
+        steps.append(self.state.global_step)
+        real(self)
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save)
+    raw = tiny_config(tiny_jsonl, trainer__epochs=3, trainer__batch_size=4, trainer__checkpoint_every_s=every_s,
+                      trainer__early_stopping=None)
+    result = textsift.train(resolve(raw), tmp_path / "run")
+    per_epoch = result.state.global_step // 3
+    assert steps == [e * per_epoch for e in saved_at_epochs]  # the end is saved once, not twice
+    assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
+
+
+def test_sparse_gradients_with_repeated_or_unsorted_rows_are_summed_and_unique_ones_kept_as_they_are():
+    from textsift.training.optim import _coalesced
+
+    def grad(rows):
+        return torch.sparse_coo_tensor(torch.tensor([rows]), torch.ones(len(rows), 2), (6, 2))
+
+    for rows in ([1, 3, 4], [3, 1, 4], [1, 1, 4], [4]):  # unique sorted, unsorted, repeated, one row
+        g = grad(rows)
+        assert not g.is_coalesced() or len(rows) == 1  # torch marks a one-row tensor coalesced itself
+        out = _coalesced(g)
+        assert out.is_coalesced()
+        torch.testing.assert_close(out.to_dense(), g.to_dense())
+        assert out._indices()[0].tolist() == sorted(set(rows))

@@ -75,7 +75,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the evaluation report (plots, report.html) after training."),
     checkpoint_every: int | None = typer.Option(
-        None, "--checkpoint-every", min=1, help="Also checkpoint every N steps (always at each epoch's end)."
+        None, "--checkpoint-every", min=1, help="Also checkpoint every N steps (and at an epoch's end once trainer.checkpoint_every_s have passed)."
     ),
     budget: float | None = typer.Option(
         None, "--budget", min=1, help="--model auto: seconds to spend on candidates (default: a few bag runs; two are always tried)."),

@@ -175,6 +175,10 @@ class TrainerConfig(Section):
 
 class ThresholdConfig(Section):
     """How probabilities become labels: thresholds tuned on validation data (multilabel; binary's positive class)."""
+    checkpoint_every_s: float = Field(
+        60.0, ge=0.0, description="Checkpoint at an epoch's end once this many seconds have passed since the last "
+        "checkpoint (0: every epoch), and always when training ends: an interruption loses at most about this much.",
+    )
 
     tune: Literal["auto", "per_label", "global", "none"] = Field(
         "auto", description="auto: per_label for multilabel, none for single-label. Binary single-label: per_label or "

@@ -114,7 +114,8 @@ def train_auto(
         else:
             logger.info("auto: training candidate %s (%d of %d)", cand.name, i + 1, len(candidates))
             t = time.perf_counter()
-            result = train(cand.config, run_dir, resume=resume and run_dir.is_dir(), splits=held, report=False, callbacks=callbacks)
+            result = train(cand.config, run_dir, resume=resume and run_dir.is_dir(), splits=held, report=False, callbacks=callbacks,
+                           final_checkpoint=False)
             cand.metrics, cand.seconds = result.metrics, time.perf_counter() - t
             atomic_write_text(done, json.dumps({"metrics": cand.metrics, "seconds": cand.seconds}, indent=1))
         last_cost = cand.seconds

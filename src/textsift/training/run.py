@@ -225,6 +225,7 @@ def train(
     tokenizer: Tokenizer | None = None,
     warm_start: Path | None = None,
     in_memory: Sequence[InMemorySplit] = (),
+    final_checkpoint: bool = True,
 ) -> TrainResult:
     """Train, evaluate on the test data (if any) and, with ``output``, save the run and its model directory.
 
@@ -233,6 +234,8 @@ def train(
     ``tokenizer``: an already fitted tokenizer to use instead of fitting one on the training data.
     ``report``: write the evaluation report (``run_dir/report/``) on the test data, or the validation data without it.
     ``in_memory``: data given in Python (checked by :func:`config_and_data`), written where the config names it.
+    ``final_checkpoint``: checkpoint the end of training too (``--resume`` with more epochs continues from it);
+    ``--model auto``'s candidates skip it, their checkpoints are removed once they are trained.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -297,7 +300,8 @@ def train(
             checkpoint_path = run_dir / "checkpoint.safetensors"
             if main:
                 cbs += [MetricsLog(run_dir / "metrics.jsonl", config.trainer.log_every_steps)]
-            cbs += [PeriodicCheckpoint(checkpoint_every_steps)]  # saving itself happens on rank 0
+            # saving itself happens on rank 0
+            cbs += [PeriodicCheckpoint(checkpoint_every_steps, config.trainer.checkpoint_every_s, final=final_checkpoint)]
         trainer = Trainer(
             config.trainer, seed=config.seed, model_spec=config.model, label_names=label_names, callbacks=cbs,
             checkpoint_path=checkpoint_path,

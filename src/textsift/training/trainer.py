@@ -325,6 +325,7 @@ class Trainer:
         if not self.state.stop_reason:
             self.state.stop_reason = f"finished all {cfg.epochs} epochs"
         logger.info("Training stopped: %s", self.state.stop_reason)
+        self._call("on_loop_end")
         if cfg.restore_best and self.best_weights is not None:
             model.load_state_dict(self.best_weights)
             logger.info("Restored the weights of epoch %s (%s = %.4f)", self.state.best_epoch, cfg.main_metric, self.state.best_metric)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -99,8 +100,6 @@ class LinearClassifier(TorchClassifier):
     def solve(self, ids: Any, labels: np.ndarray) -> dict[str, Any]:
         """Fit idf and the logistic regression on the training ids (a Ragged) and labels; returns what it did."""
         from scipy.sparse import csr_matrix
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.linear_model import LogisticRegression
 
         t0 = time.perf_counter()
         values = torch.from_numpy(np.ascontiguousarray(ids.values))
@@ -116,43 +115,36 @@ class LinearClassifier(TorchClassifier):
         x = csr_matrix((weights.numpy().astype(np.float64), (rows.numpy(), feats.numpy())), shape=(n, self.vocab_size))
         x.sum_duplicates()
         spec = self.spec
-        make = lambda: LogisticRegression(  # noqa: E731
-            C=spec.C, max_iter=spec.max_iter, tol=spec.tol, solver="lbfgs",
-            class_weight="balanced" if spec.class_weight == "balanced" else None,
-        )
-        import warnings
-
-        iterations, unconverged = 0, 0
-        weight = np.zeros((self.vocab_size, self.bias.numel()), np.float64)
-        bias = np.zeros(self.bias.numel(), np.float64)
-        from threadpoolctl import threadpool_limits
-
-        # L-BFGS's vector updates are small BLAS calls: OpenBLAS threads only contend on them (measured 5x slower)
-        with warnings.catch_warnings(record=True) as caught, threadpool_limits(1, user_api="blas"):
-            warnings.simplefilter("always", ConvergenceWarning)
-            if labels.ndim == 2:  # multilabel: one binary problem per label
-                for j in range(labels.shape[1]):
-                    y = labels[:, j].astype(np.int64)
-                    if y.min() == y.max():  # a label always (or never) present in training: a constant decision
-                        bias[j] = 10.0 if y[0] else -10.0
-                        continue
-                    clf = make().fit(x, y)
-                    weight[:, j], bias[j] = clf.coef_[0], clf.intercept_[0]
-                    iterations += int(np.max(clf.n_iter_))
+        num_labels = self.bias.numel()
+        if labels.ndim == 2:  # multilabel: one binary problem per label, solved side by side
+            y = labels.astype(np.float64)
+            varies = y.min(axis=0) < y.max(axis=0)  # a label always (or never) present gets a constant decision
+            sw = _sample_weights(labels, spec.class_weight)
+            fitted = logistic_regression(x, y[:, varies], spec.C, "binary", None if sw is None else sw[:, varies],
+                                         spec.max_iter, spec.tol)
+            weight = np.zeros((self.vocab_size, num_labels))
+            bias = np.where(y[0] > 0, 10.0, -10.0)
+            weight[:, varies], bias[varies] = fitted.weight, fitted.bias
+        else:
+            present = np.unique(labels)
+            if len(present) == 2:  # one vector z, as scikit-learn fits it; softmax([-z/2, z/2]) = sigmoid(z)
+                y = (labels == present[1]).astype(np.float64)[:, None]
+                fitted = logistic_regression(x, y, spec.C, "binary", _sample_weights(labels, spec.class_weight),
+                                             spec.max_iter, spec.tol)
+                columns = np.concatenate([-fitted.weight / 2, fitted.weight / 2], axis=1)
+                intercepts = np.concatenate([-fitted.bias / 2, fitted.bias / 2])
             else:
-                clf = make().fit(x, labels)
-                classes = clf.classes_.astype(np.int64)
-                if len(classes) == 2:  # scikit-learn fits one vector z; softmax([-z/2, z/2]) = sigmoid(z)
-                    weight[:, classes[1]], weight[:, classes[0]] = clf.coef_[0] / 2, -clf.coef_[0] / 2
-                    bias[classes[1]], bias[classes[0]] = clf.intercept_[0] / 2, -clf.intercept_[0] / 2
-                else:
-                    weight[:, classes] = clf.coef_.T
-                    bias[classes] = clf.intercept_
-                missing = sorted(set(range(self.bias.numel())) - set(classes.tolist()))
-                bias[missing] = -30.0  # a label with no training example is never predicted (warned about at load)
-                iterations = int(np.max(clf.n_iter_))
-        unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
-        if unconverged:
+                index = np.searchsorted(present, labels)
+                y = np.zeros((n, len(present)))
+                y[np.arange(n), index] = 1.0
+                fitted = logistic_regression(x, y, spec.C, "multinomial", _sample_weights(labels, spec.class_weight),
+                                             spec.max_iter, spec.tol)
+                columns, intercepts = fitted.weight, fitted.bias
+            weight = np.zeros((self.vocab_size, num_labels))
+            bias = np.full(num_labels, -30.0)  # a label with no training example is never predicted (warned about at load)
+            weight[:, present], bias[present] = columns, intercepts
+        iterations, converged = fitted.iterations, fitted.converged
+        if not converged:
             logger.warning("The solver stopped at model.max_iter=%d iterations before converging; raise it (or lower model.C).",
                            spec.max_iter)
         with torch.no_grad():
@@ -161,4 +153,71 @@ class LinearClassifier(TorchClassifier):
         seconds = time.perf_counter() - t0
         logger.info("Linear model: %d examples x %d features (%d non-zeros), %d L-BFGS iterations, %.1f s",
                     n, self.vocab_size - 1, x.nnz, iterations, seconds)
-        return {"iterations": iterations, "converged": not unconverged, "seconds": seconds, "nnz": int(x.nnz)}
+        return {"iterations": iterations, "converged": converged, "seconds": seconds, "nnz": int(x.nnz)}
+
+
+def _sample_weights(labels: np.ndarray, class_weight: str) -> np.ndarray | None:
+    """balanced: each example weighs n / (classes x its class's count), as scikit-learn's class_weight='balanced'."""
+    if class_weight != "balanced":
+        return None
+    if labels.ndim == 2:  # multilabel: positives and negatives of each label balanced (one column per label)
+        pos = labels.mean(axis=0).clip(1e-12, 1 - 1e-12)
+        return np.where(labels > 0, 0.5 / pos, 0.5 / (1 - pos))
+    classes, index, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    return (len(labels) / (len(classes) * counts))[index]
+
+
+@dataclass
+class Fitted:
+    weight: np.ndarray  # features x outputs
+    bias: np.ndarray
+    iterations: int
+    converged: bool
+
+
+def logistic_regression(
+    x: Any, y: np.ndarray, C: float, kind: Literal["multinomial", "binary"], sample_weight: np.ndarray | None,
+    max_iter: int, tol: float,
+) -> Fitted:
+    """L2-regularised logistic regression by L-BFGS: scikit-learn's ``LogisticRegression(solver="lbfgs")`` objective.
+
+    The loss is the weighted mean log-loss plus ``|W|^2 / (2 C n)`` (intercepts not penalised), minimised by scipy's
+    L-BFGS-B with scikit-learn's stopping rule (projected gradient below ``tol``), so the coefficients are the ones
+    scikit-learn finds (a test holds them to it). ``multinomial``: one softmax over the columns of ``y`` (one-hot);
+    ``binary``: an independent sigmoid per column (a binary task, or multilabel). Written here rather than calling
+    scikit-learn, whose import alone costs a zero-config run about 2 s, for no other use.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_expit, logsumexp
+
+    n, d = x.shape
+    k = y.shape[1]
+    if k == 0:  # nothing to fit (every label constant)
+        return Fitted(np.zeros((d, 0)), np.zeros(0), 0, True)
+    sw = np.ones((n, 1)) if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(n, -1)
+    total = float(sw.sum()) if sw.shape[1] == 1 else n  # scikit-learn divides by the sum of the sample weights
+    alpha = 1.0 / (C * total)
+    xt = x.T.tocsr()  # X^T as rows: the gradient's product runs over contiguous memory
+
+    def loss_grad(params: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = params[: d * k].reshape(d, k), params[d * k:]
+        z = x @ w + b
+        if kind == "multinomial":
+            lse = logsumexp(z, axis=1, keepdims=True)
+            loss = float(np.sum(sw * (lse - np.sum(z * y, axis=1, keepdims=True)))) / total
+            residual = sw * (np.exp(z - lse) - y) / total
+        else:
+            loss = float(-np.sum(sw * (y * log_expit(z) + (1 - y) * log_expit(-z)))) / total
+            residual = sw * (expit(z) - y) / total
+        loss += 0.5 * alpha * float(np.sum(w * w))
+        grad_w = xt @ residual + alpha * w
+        return loss, np.concatenate([grad_w.ravel(), residual.sum(axis=0)])
+
+    from threadpoolctl import threadpool_limits
+
+    # L-BFGS's vector updates are small BLAS calls: OpenBLAS threads only contend on them (measured 5x slower)
+    with threadpool_limits(1, user_api="blas"):
+        result = minimize(loss_grad, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
+                          options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
+    params = result.x
+    return Fitted(params[: d * k].reshape(d, k), params[d * k:], int(result.nit), result.nit < max_iter)
