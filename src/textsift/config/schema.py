@@ -58,6 +58,10 @@ class DataConfig(Section):
         0.1, ge=0.0, lt=1.0,
         description="Fraction of train held out (stratified) as validation when no validation data is given.",
     )
+    checks: bool = Field(
+        True, description="Before training, check the data cheaply (validation/test texts also in train, labels missing "
+        "from a split, heavy truncation) and log warnings; `textsift debug data` checks more.",
+    )
 
     @model_validator(mode="after")
     def _unique_labels(self) -> "DataConfig":

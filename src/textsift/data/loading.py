@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from textsift.config.schema import Config
+from textsift.data.checks import CheckResult, run_cheap_checks
 from textsift.data.example import Dataset, Example
 from textsift.data.generators import DatasetSpec
 from textsift.data.labels import LabelSet
@@ -26,6 +27,7 @@ class Splits:
     validation: Dataset | None
     test: Dataset | None
     labels: LabelSet
+    checks: list[CheckResult] = field(default_factory=list)  # the cheap data checks' results (data.checks)
 
 
 def read_source(
@@ -118,6 +120,7 @@ def load_splits(config: Config) -> Splits:
     train = read_for(config, config.data.train)
     labels = LabelSet.infer(train, config.data.labels, multilabel=config.task == "multilabel")
     validation = read_for(config, config.data.validation) if config.data.validation is not None else None
+    given_validation = validation
     if validation is None and config.data.validation_split > 0:
         train, validation = stratified_split(train, config.data.validation_split, config.seed)
         logger.info("No validation data given: held out %d stratified training examples.", len(validation))
@@ -132,7 +135,8 @@ def load_splits(config: Config) -> Splits:
             "%s: data.labels names %s, but no training example has it: the model cannot learn it and macro averages "
             "count its F1 as 0. Remove it from data.labels, or add examples.", train.name, ", ".join(map(repr, absent)))
     logger.info("Train: %d examples, %d labels %s", len(train), len(labels), dict(sorted(counts.items())))
-    return Splits(train, validation, test, labels)
+    checks = run_cheap_checks(train, given_validation, test, labels, getattr(config.tokenizer, "max_length", None)) if config.data.checks else []
+    return Splits(train, validation, test, labels, checks)
 
 
 def examples_from_texts(texts: list[str], pairs: list[str] | None = None) -> list[Example]:
