@@ -79,6 +79,8 @@ def train(
     ),
     budget: float | None = typer.Option(
         None, "--budget", min=1, help="--model auto: seconds to spend on candidates (default: a few bag runs; two are always tried)."),
+    no_data_checks: bool = typer.Option(
+        False, "--no-data-checks", help="Skip the cheap data checks before training (sets data.checks=false; see textsift debug data)."),
 ) -> None:
     """Train a model, evaluate it on the test data, and save the run and its model directory."""
     from textsift import train as run_training
@@ -110,6 +112,8 @@ def train(
         key, _, value = flag.partition("=")
         if key.startswith("data."):
             flags[flags.index(flag)] = f"{key}={Path(value).resolve()}"
+    if no_data_checks:
+        flags.append("data.checks=false")
     cfg = _load_train_config(config, flags + list(overrides))
     if output is None:
         name = "auto" if auto else cfg.model.type.replace(":", ".")  # type: ignore[attr-defined]
