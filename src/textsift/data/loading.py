@@ -29,6 +29,13 @@ class Splits:
     labels: LabelSet
     checks: list[CheckResult] = field(default_factory=list)  # the cheap data checks' results (data.checks)
 
+    def summary(self) -> dict[str, Any]:
+        """Sizes, training label counts and the data checks' findings, for meta.json and the model card."""
+        sizes = {name: len(ds) for name, ds in (("train", self.train), ("validation", self.validation), ("test", self.test)) if ds is not None}
+        counts = Counter(label for ex in self.train.examples for label in (ex.labels if ex.labels is not None else (ex.label,)))
+        return {"sizes": sizes, "train_label_counts": {name: counts.get(name, 0) for name in self.labels.names},
+                "checks": [c.as_dict(rows=False) for c in self.checks]}
+
 
 def read_source(
     source: Any, reader: Reader, *, require_labels: bool = True, task: str | None = "single_label", label_delimiter: str = ",",

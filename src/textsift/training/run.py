@@ -360,10 +360,14 @@ def train(
                              "batch_size": trainer.batch_size,
                              "stop_reason": state.stop_reason, "parameters": n_params, "timings": timings},
                 "metrics": metrics,
+                "data_checks": splits.summary(),
             }
             save_model_dir(run_dir / "model", config=config, model=model, tokenizer=tokenizer, labels=label_names, meta=meta,
                            calibration=calibration, decision=decision)
             atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1))
+            from textsift.debug.card import write_card  # (a few small files: no heavy import)
+
+            write_card(run_dir / "model")  # README.md, the model card
             predictor.meta = meta
         timings["total_s"] = time.perf_counter() - t0
         return TrainResult(predictor, metrics, state, run_dir, timings)
