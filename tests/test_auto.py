@@ -71,3 +71,32 @@ def test_resuming_a_finished_auto_run_trains_nothing_again(tmp_path):
     assert (tmp_path / "run" / "model" / "model.safetensors").read_bytes() == weights  # not retrained
     assert json.loads((tmp_path / "run" / "leaderboard.json").read_text()) == board  # same scores, same times
     assert again.state.stop_reason == first.state.stop_reason
+
+
+def test_a_small_held_out_split_is_replaced_by_cross_validation(tmp_path):
+    """No validation file and few examples: each candidate is scored by 5-fold CV over train + validation (noise of
+    one small split and a network's best-epoch pick on it decide otherwise), then only the winner is trained."""
+    train = write_jsonl(tmp_path / "train.jsonl", suffix_task(300, 0))
+    test = write_jsonl(tmp_path / "test.jsonl", suffix_task(100, 2))
+    base = {"data": {"train": str(train), "test": str(test)}}
+    candidates = candidate_configs(lambda extra: load_config(base=base, overrides=extra), ["bag", "linear"])
+    result = train_auto(candidates, tmp_path / "run", budget_s=1, report=False)
+    board = {r["candidate"]: r for r in json.loads((tmp_path / "run" / "leaderboard.json").read_text())["candidates"]}
+    assert board["linear"]["chosen"] and board["linear"]["cv/folds"] == 5 and board["bag"]["cv/folds"] == 5
+    assert board["linear"]["val/accuracy"] > board["bag"]["val/accuracy"] + 0.2  # the folds' mean
+    assert result.metrics["cv/folds"] == 5 and result.metrics["cv/val/accuracy"] == board["linear"]["val/accuracy"]
+    assert "val/accuracy" in result.metrics and result.metrics["test/accuracy"] > 0.9  # the winner's own run
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+    assert not (tmp_path / "run" / "candidates" / "bag" / "model").exists()
+
+
+def test_a_candidate_past_the_deadline_stops_at_the_end_of_its_epoch(tmp_path):
+    import time
+
+    from textsift.config import resolve
+    from textsift.training.auto import _Deadline
+
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY * 3])
+    config = resolve({"data": {"train": str(data)}, "model": {"type": "bag"}, "trainer": {"epochs": 50, "early_stopping": None}})
+    result = textsift.train(config, callbacks=[_Deadline(time.perf_counter())])
+    assert result.state.epoch == 1 and "time budget" in result.state.stop_reason

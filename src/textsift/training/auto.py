@@ -4,8 +4,13 @@ What a user runs first (``textsift train --train FILE``, no model named) should 
 on. No single default does: TF-IDF + logistic regression wins on long or topical texts, the bag of n-grams on
 short noisy ones. So the candidates are trained one after the other on the same train / validation split
 (cheapest first) until the time budget is spent; the one with the best validation metric is the run's model.
+When the validation data is a small held-out part of the training data (under :data:`CV_BELOW` examples), one
+split decides by noise (on 240 validation sentences three examples told two candidates apart, the other way round
+from the test data), and a network's validation score is the best of its epochs on those same examples, an
+optimistic pick; there each candidate is scored by stratified :data:`CV_FOLDS`-fold cross-validation over
+train + validation, and only the winner is then trained on the usual split.
 A leaderboard (``leaderboard.csv`` / ``.json``) is logged and saved in the run directory, each candidate's run
-in ``candidates/NAME/`` (its model directory is removed unless it won). The winner is not retrained on
+in ``candidates/NAME/`` (its model directory is removed unless it won), its result in ``candidates/NAME.json``. The winner is not retrained on
 train + validation: it keeps the validation split it was chosen on, for calibration and thresholds.
 """
 
@@ -25,6 +30,7 @@ from typing import Any
 from textsift.config import Config, dump_yaml
 from textsift.data.loading import Splits, load_splits
 from textsift.errors import CheckpointError, ConfigError
+from textsift.training.callbacks import Callback
 from textsift.util import atomic_write_text, replace_dir
 
 logger = logging.getLogger(__name__)
@@ -38,6 +44,9 @@ CANDIDATES: list[tuple[str, list[str]]] = [
 ]
 #: without --budget: after the first two candidates, go on while the time spent stays within this many bag runs
 DEFAULT_BUDGET_BAG_RUNS = 3.0
+#: a validation split held out of train with fewer examples than this: candidates are compared by cross-validation
+CV_BELOW = 1000
+CV_FOLDS = 5
 
 
 @dataclass
@@ -61,7 +70,7 @@ def _board_rows(candidates: list[Candidate], metric: str, winner: str | None) ->
     for c in candidates:
         row = {"candidate": c.name, "model": c.config.model.type, metric: c.score, "seconds": round(c.seconds, 2),  # type: ignore[attr-defined]
                "chosen": c.name == winner, "skipped": c.skipped}
-        for key in ("val/accuracy", "val/macro_f1"):
+        for key in ("val/accuracy", "val/macro_f1", f"cv/{metric}_std", "cv/folds"):
             if c.metrics and key in c.metrics and key != metric:
                 row[key] = c.metrics[key]
         rows.append(row)
@@ -92,6 +101,7 @@ def train_auto(
     if splits.validation is None:
         raise ConfigError("--model auto chooses by the validation metric: give --validation FILE or keep data.validation_split > 0.")
     held = Splits(splits.train, splits.validation, None, splits.labels)  # the test data is seen by the winner only
+    folds = _cv_folds(first, held)
     output.mkdir(parents=True, exist_ok=True)
     last_cost = 0.0
     budget = budget_s
@@ -106,17 +116,31 @@ def train_auto(
             logger.info("auto: skipping %s (%s)", cand.name, cand.skipped)
             continue
         run_dir = output / "candidates" / cand.name
-        done = run_dir / "auto.json"  # written when the candidate finished: its metrics and training time
+        # written when the candidate finished (its metrics and training time); beside its run directory, which
+        # holds only what train() writes (a cross-validated winner is trained there afterwards)
+        done = output / "candidates" / f"{cand.name}.json"
         if resume and done.is_file():
             record = json.loads(done.read_text(encoding="utf-8"))
             cand.metrics, cand.seconds = record["metrics"], float(record["seconds"])
             logger.info("auto: %s already trained (resumed)", cand.name)
         else:
-            logger.info("auto: training candidate %s (%d of %d)", cand.name, i + 1, len(candidates))
+            logger.info("auto: training candidate %s (%d of %d)%s", cand.name, i + 1, len(candidates),
+                        f", {len(folds)}-fold cross-validation" if folds else "")
             t = time.perf_counter()
-            result = train(cand.config, run_dir, resume=resume and run_dir.is_dir(), splits=held, report=False, callbacks=callbacks,
-                           final_checkpoint=False)
-            cand.metrics, cand.seconds = result.metrics, time.perf_counter() - t
+            # past the first two, a candidate stops (at an epoch's end) when the budget is spent, however long it is
+            deadline = [_Deadline(t + budget - spent)] if i >= 2 else []  # type: ignore[operator]
+            if folds:
+                cand.metrics = _cross_validate(cand, folds, metric, deadline)
+            else:
+                result = train(cand.config, run_dir, resume=resume and run_dir.is_dir(), splits=held, report=False,
+                               callbacks=[*callbacks, *deadline], final_checkpoint=False)
+                cand.metrics = result.metrics
+            cand.seconds = time.perf_counter() - t
+            if cand.metrics is None:
+                cand.skipped = "budget: spent during its cross-validation"
+                logger.info("auto: dropping %s (%s)", cand.name, cand.skipped)
+                continue
+            done.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(done, json.dumps({"metrics": cand.metrics, "seconds": cand.seconds}, indent=1))
         last_cost = cand.seconds
         cand.score = cand.metrics.get(metric)
@@ -125,6 +149,10 @@ def train_auto(
         logger.info("auto: %s %s = %.4f (%.1f s)", cand.name, metric, cand.score, cand.seconds)
     scored = [c for c in candidates if c.score is not None]
     best = (max if mode == "max" else min)(scored, key=lambda c: c.score)  # type: ignore[arg-type, return-value]
+    if folds and not (output / "candidates" / best.name / "model").is_dir():  # cross-validated: now train the winner
+        logger.info("auto: training %s on the train / validation split", best.name)
+        train(best.config, output / "candidates" / best.name, resume=resume, splits=held, report=False,
+              callbacks=callbacks, final_checkpoint=False)
     rows = _board_rows(candidates, metric, best.name)
     _save_board(output, rows, metric)
     logger.info("auto: chose %s (%s = %.4f) over %s", best.name, metric, best.score,
@@ -134,6 +162,53 @@ def train_auto(
             shutil.rmtree(output / "candidates" / c.name / "model", ignore_errors=True)
         (output / "candidates" / c.name / "checkpoint.safetensors").unlink(missing_ok=True)
     return _finish(best, output, splits, report=report)
+
+
+def _cv_folds(config: Config, held: Splits) -> list[Splits]:
+    """The cross-validation splits of train + validation when the validation data is a small held-out part, else []."""
+    from textsift.data.example import Dataset
+    from textsift.training.cv import fold_assignment, stratification_labels
+
+    if config.data.validation is not None or held.validation is None or len(held.validation) >= CV_BELOW:
+        return []
+    pool = held.train.examples + held.validation.examples
+    assignment = fold_assignment(stratification_labels(held.labels.encode(Dataset("pool", pool))), CV_FOLDS, config.seed)
+    logger.info("auto: %d validation examples: candidates are compared by %d-fold cross-validation over %d examples",
+                len(held.validation), CV_FOLDS, len(pool))
+    return [Splits(Dataset(f"folds other than {k + 1}", [ex for ex, f in zip(pool, assignment) if f != k]),
+                   Dataset(f"fold {k + 1} of {CV_FOLDS}", [ex for ex, f in zip(pool, assignment) if f == k]), None, held.labels)
+            for k in range(CV_FOLDS)]
+
+
+class _Deadline(Callback):
+    """Stop training at the end of the epoch in which the clock passes ``at`` (``time.perf_counter()`` seconds)."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def on_epoch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+        if time.perf_counter() >= self.at and not trainer.state.should_stop:
+            trainer.state.should_stop = True
+            trainer.state.stop_reason = "--model auto: the time budget is spent"
+
+
+def _cross_validate(cand: Candidate, folds: list[Splits], metric: str, deadline: list[_Deadline]) -> dict[str, float] | None:
+    """The candidate's validation metrics averaged over the folds (each fold held out once), and their spread;
+    None when the budget ran out before the last fold."""
+    from textsift.training.run import train
+
+    import numpy as np
+
+    per_fold = []
+    for k, fold in enumerate(folds):
+        if deadline and k and time.perf_counter() >= deadline[0].at:
+            return None
+        per_fold.append(train(cand.config, None, splits=fold, report=False, callbacks=deadline).metrics)
+    keys = [k for k in per_fold[0] if k.startswith("val/") and "/per_label/" not in k and all(k in m for m in per_fold)]
+    out = {k: float(np.mean([m[k] for m in per_fold])) for k in keys}
+    out[f"cv/{metric}_std"] = float(np.std([m[metric] for m in per_fold], ddof=1))
+    out["cv/folds"] = float(len(folds))
+    return out
 
 
 def _only_failed_start(output: Path) -> bool:
@@ -169,6 +244,11 @@ def _finish(best: Candidate, output: Path, splits: Splits, *, report: bool) -> A
     atomic_write_text(output / "config.yaml", dump_yaml(best.config))
     predictor = load(target)
     metrics = dict(best.metrics or {})
+    if "cv/folds" in metrics:  # chosen by cross-validation: the winner's own run on the split, the folds' means beside
+        run_metrics = json.loads((source / "metrics.json").read_text(encoding="utf-8"))
+        metric = best.config.trainer.main_metric
+        metrics = {**run_metrics, f"cv/{metric}": float(best.score), f"cv/{metric}_std": metrics[f"cv/{metric}_std"],  # type: ignore[arg-type]
+                   "cv/folds": metrics["cv/folds"]}
     if splits.test is not None:
         evaluated = evaluation_data(predictor, splits.test)
         prefix = "test"
@@ -181,7 +261,7 @@ def _finish(best: Candidate, output: Path, splits: Splits, *, report: bool) -> A
         write_report(output / "report", evaluation_data(predictor, splits.validation), prefix="val",  # type: ignore[arg-type]
                      training_log=source / "metrics.jsonl",
                      title=f"{best.config.model.type} (auto) on {splits.validation.name}")  # type: ignore[union-attr, attr-defined]
-    metrics["auto/candidates"] = float(sum(1 for _ in (output / "candidates").iterdir()))
+    metrics["auto/candidates"] = float(sum(1 for _ in (output / "candidates").glob("*.json")))
     atomic_write_text(output / "metrics.json", json.dumps(metrics, indent=1))
     state = TrainerState()
     state.stop_reason = f"auto chose {best.name}"

@@ -29,14 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 from textsift.config import Config
 from textsift.data.example import Dataset
 from textsift.data.labels import LabelSet
 from textsift.data.loading import Splits, read_for, stratified_split
 from textsift.errors import ConfigError
-from textsift.evaluation import plots
 from textsift.evaluation.metrics import summary
 from textsift.training.callbacks import Callback
 from textsift.util import atomic_write_bytes, atomic_write_text
@@ -78,15 +76,23 @@ def fold_assignment(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     rare = int(counts[counts > 0].min())
     if rare < folds:
         logger.warning("The rarest label has %d examples, fewer than %d folds: some folds will not contain it.", rare, folds)
+    rng = np.random.default_rng(seed)
     assignment = np.empty(len(labels), np.int64)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    import warnings
-
-    with warnings.catch_warnings():  # the warning above says it once, in our words
-        warnings.simplefilter("ignore", UserWarning)
-        for k, (_, held) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-            assignment[held] = k
+    start = 0
+    for label in np.flatnonzero(counts):  # each class shuffled, then dealt to the folds in turn, continuing where the
+        members = np.flatnonzero(labels == label)  # previous class stopped: fold sizes differ by at most one
+        rng.shuffle(members)
+        assignment[members] = (start + np.arange(len(members))) % folds
+        start = (start + len(members)) % folds
     return assignment
+
+
+def stratification_labels(y: np.ndarray) -> np.ndarray:
+    """One class per example to stratify by: the label, or for multilabel the example's rarest label."""
+    if y.ndim == 1:
+        return y
+    freq = y.sum(axis=0)
+    return np.array([int(np.argmin(np.where(row > 0, freq, np.inf))) if row.any() else y.shape[1] for row in y])
 
 
 def cross_validate(
@@ -97,11 +103,7 @@ def cross_validate(
 
     pool = read_for(config, config.data.train)
     labels = LabelSet.infer(pool, config.data.labels, multilabel=config.task == "multilabel")
-    y = labels.encode(pool)
-    if y.ndim == 2:  # multilabel: stratify by each example's rarest label
-        freq = y.sum(axis=0)
-        y = np.array([int(np.argmin(np.where(row > 0, freq, np.inf))) if row.any() else y.shape[1] for row in y])
-    assignment = fold_assignment(y, folds, config.seed)
+    assignment = fold_assignment(stratification_labels(labels.encode(pool)), folds, config.seed)
     fixed_validation = read_for(config, config.data.validation) if config.data.validation is not None else None
     if config.data.test is not None:
         logger.info("Cross-validation tests on the held-out folds; data.test (%s) is not used.", config.data.test)
@@ -148,6 +150,8 @@ def write_summary(out: Path, per_fold: list[dict[str, float]], agg: dict[str, di
         writer.writerow([key, *(f"{v:.6f}" for v in a["per_fold"]), f"{a['mean']:.6f}", f"{a['std']:.6f}"])
     atomic_write_text(out / "cv_summary.csv", buf.getvalue())
     atomic_write_text(out / "cv_summary.json", json.dumps({"folds": folds, "std": "sample (ddof=1)", "metrics": agg}, indent=1))
+    from textsift.evaluation import plots
+
     shown = [m for m in PLOTTED if f"test/{m}" in agg]
     png = plots.cv_summary_png(shown, np.array([[agg[f"test/{m}"]["per_fold"][k] for m in shown] for k in range(folds)]))
     atomic_write_bytes(out / "cv_summary.png", png)
