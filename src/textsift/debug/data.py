@@ -93,6 +93,11 @@ def _read(config: Config, source: Any, split: str) -> tuple[Dataset | None, Chec
         return (Dataset(str(path), examples) if examples else None), CheckResult(f"read_{split}", "fail", f"{exc}{where}")
     if not examples:
         return None, CheckResult(f"read_{split}", "fail", f"{path}: no examples found (the file has no data rows).")
+    if all(ex.label is None and ex.labels is None for ex in examples):  # no label at all: say why as train does
+        try:
+            next(iter(config.data.reader.iter(path, options=ReadOptions(on_empty="keep"))), None)  # type: ignore[attr-defined]
+        except DataError as exc:
+            return None, CheckResult(f"read_{split}", "fail", str(exc))
     return Dataset(str(path), examples), None
 
 
@@ -366,6 +371,14 @@ def _check_noise(train: Dataset, labels: LabelSet, config: Config, folds: int) -
 
     given = labels.encode(train)
     noise = find_label_noise([example_text(ex) for ex in train.examples], given, labels.names, folds=folds, seed=config.seed)
+    accuracy = float((noise.probabilities.argmax(axis=1) == given).mean())
+    majority = float(np.bincount(given).max() / len(given))
+    if accuracy <= majority + 0.02:  # the models learned nothing the majority label does not say: no basis to judge labels
+        noise.issues[:] = False
+        return CheckResult(
+            "label_noise", "info", f"Label noise not judged: the cross-validated models ({noise.folds} folds) are right for "
+            f"{accuracy:.1%} of the training examples, no better than always answering the most frequent label ({majority:.1%}). "
+            "Too little or too hard data for confident learning.", []), noise
     flagged = noise.ranked_issues()
     rates = noise.noise_rates
     pairs = sorted(((rates[i, j], i, j) for i in range(len(labels)) for j in range(len(labels)) if i != j), reverse=True)
