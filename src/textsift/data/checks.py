@@ -55,8 +55,8 @@ _ASCII = bytes(range(128))
 
 
 def normalize(text: str) -> str:
-    """The text as leakage and duplicate checks compare it: unicode NFKC, case folded, punctuation and whitespace
-    dropped, words joined by one space ("Hello,  WORLD!" and "hello world" are the same)."""
+    """The text's words as the near-copy check compares them: unicode NFKC, case folded, punctuation and whitespace
+    dropped, words joined by one space ("Hello,  WORLD!" gives "hello world")."""
     return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
 
 
@@ -66,8 +66,9 @@ def example_text(example: Example) -> str:
 
 
 def compact_key(text: str) -> bytes:
-    """``normalize(text)`` without its spaces, fast (bytes.translate for ASCII text): equal normalised texts have equal
-    keys, so a match of keys is confirmed with :func:`normalize` (two texts differing only in where words split)."""
+    """The text as the exact-copy and duplicate checks compare it: its letters and digits only, after unicode NFKC and
+    case folding (``normalize(text)`` without its spaces), so that case, punctuation, whitespace and unicode form
+    make no difference ("U.S.A." = "usa", "Don't!" = "dont"). Fast: bytes.translate for ASCII text."""
     folded = text.casefold()
     if folded.isascii():
         return folded.encode("ascii").translate(None, _NOT_ALNUM)
@@ -88,7 +89,7 @@ def _keys(dataset: Dataset) -> list[bytes]:
 
 
 def exact_matches(train: Dataset, other: Dataset, train_keys: Sequence[bytes] | None = None) -> list[tuple[int, int]]:
-    """Pairs (index in ``train``, index in ``other``) of examples whose normalised texts are equal (every train copy)."""
+    """Pairs (index in ``train``, index in ``other``) of examples with equal :func:`compact_key` (every train copy)."""
     index: dict[bytes, list[int]] = {}
     for i, key in enumerate(train_keys if train_keys is not None else _keys(train)):
         if key:
@@ -97,8 +98,7 @@ def exact_matches(train: Dataset, other: Dataset, train_keys: Sequence[bytes] | 
     for j, key in enumerate(_keys(other)):
         hits = index.get(key)
         if hits:
-            norm = normalize(example_text(other.examples[j]))
-            pairs += [(i, j) for i in hits if normalize(example_text(train.examples[i])) == norm]
+            pairs += [(i, j) for i in hits]
     return pairs
 
 
@@ -111,7 +111,7 @@ def label_names_of(example: Example) -> tuple[str, ...]:
 # --- the cheap checks -----------------------------------------------------------------------------------------
 
 def check_exact_leakage(train: Dataset, others: Iterable[tuple[str, Dataset]], train_keys: Sequence[bytes] | None = None) -> CheckResult:
-    """Texts of validation/test that also occur in train (after :func:`normalize`): their metrics are inflated."""
+    """Texts of validation/test that also occur in train (equal :func:`compact_key`): their metrics are inflated."""
     rows: list[dict[str, Any]] = []
     parts = []
     keys = train_keys if train_keys is not None else _keys(train)
