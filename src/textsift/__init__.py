@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from textsift.config import Config, load_config
     from textsift.errors import TextsiftError
-    from textsift.predict import Predictions, Predictor
+    from textsift.inference.predictor import Predictions, Predictor
     from textsift.training.run import TrainResult
 
 # public names imported on first use (module __getattr__), so that `import textsift` stays light
 _LAZY = {
     "Config": "textsift.config",
     "load_config": "textsift.config",
-    "Predictor": "textsift.predict",
-    "Predictions": "textsift.predict",
+    "Predictor": "textsift.inference.predictor",
+    "Predictions": "textsift.inference.predictor",
     "TextsiftError": "textsift.errors",
 }
 
@@ -44,16 +44,17 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-def load(path: Any, device: str = "cpu") -> "Predictor":
+def load(path: Any, device: str = "cpu", runtime: str = "auto", num_threads: int | None = None) -> "Predictor":
     """Load a model directory (or a run directory holding ``model/``) for prediction.
 
-    ``textsift.load("runs/x/model").predict(["some text"])`` gives :class:`Predictions`.
+    ``textsift.load("runs/x/model").predict(["some text"])`` gives :class:`Predictions`. ``runtime``: ``torch``,
+    ``onnx`` (the graph ``textsift export`` wrote), ``onnx-int8`` (its quantized copy), or ``auto`` (the default:
+    the int8 graph, else the fp32 one, when exported and onnxruntime is installed; else torch).
+    ``num_threads``: CPU threads of the runtime.
     """
-    from textsift.config import load_builtins
-    from textsift.predict import load as _load
+    from textsift.inference.predictor import load as _load
 
-    load_builtins()
-    return _load(path, device)
+    return _load(path, device, runtime, num_threads)
 
 
 def train(

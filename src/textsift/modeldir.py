@@ -10,6 +10,12 @@
       meta.json            package versions, git commit, data fingerprints, final metrics
       calibration.json     the fitted temperature (only with temperature scaling)
       thresholds.json      decision thresholds (multilabel; binary with a tuned positive-class threshold)
+      model.onnx           the exported graph (``textsift export``; the onnx runtime runs it)
+      model.int8.onnx      its int8 copy (``--quantize int8``)
+      onnx.json            what was exported, from which weights, with which settings
+
+Prediction reads the config, labels, metadata and tokenizer without torch (the onnx runtime needs no more);
+only the torch network and its weights (:func:`load_network`) import torch.
 """
 
 from __future__ import annotations
@@ -21,16 +27,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-import yaml
-from safetensors.torch import load_file, save
+from typing import TYPE_CHECKING
 
-from textsift.config import Config, dump_yaml, resolve
+import yaml
+
 from textsift.errors import ConfigError, ModelDirError
-from textsift.evaluation.calibration import Calibration
-from textsift.evaluation.thresholds import Decision
-from textsift.text.base import Tokenizer
 from textsift.util import atomic_write_bytes, atomic_write_text, replace_dir
+
+if TYPE_CHECKING:  # torch, and the full config with every registered component, only where weights are read or written
+    import torch
+
+    from textsift.config import Config
+    from textsift.evaluation.calibration import Calibration
+    from textsift.evaluation.thresholds import Decision
+    from textsift.inference.settings import InferenceConfig
+    from textsift.text.base import Tokenizer
 
 FILES = {
     "config.yaml": "the resolved config",
@@ -55,6 +66,10 @@ def save_model_dir(
     calibration: Calibration | None = None, decision: Decision | None = None,
 ) -> None:
     """Write the directory next to ``path`` and move it into place, so a crash never leaves half of one."""
+    from safetensors.torch import save
+
+    from textsift.config import dump_yaml
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -88,14 +103,29 @@ def _require(path: Path, name: str) -> Path:
     return file
 
 
-def load_config_from(path: Path) -> Config:
+def load_raw_config(path: Path) -> dict[str, Any]:
+    """The settings in ``config.yaml``, not yet validated (a damaged file is a :class:`ModelDirError`)."""
     try:
         raw = yaml.safe_load(_require(path, "config.yaml").read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ModelDirError(f"{path}/config.yaml is damaged: {exc}") from None
-    if isinstance(raw, dict) and isinstance(raw.get("trainer"), dict):
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ModelDirError(f"{path}/config.yaml is damaged: not YAML ({getattr(exc, 'problem', None) or exc}{where}). "
+                            "Copy it again from the directory training wrote, or train again.") from None
+    if not isinstance(raw, dict):
+        raise ModelDirError(f"{path}/config.yaml is damaged: expected a mapping of settings, found {type(raw).__name__}. "
+                            "Copy it again from the directory training wrote, or train again.")
+    if isinstance(raw.get("trainer"), dict):
         # callbacks act during training only; predicting must not need their (plugin) modules
         raw["trainer"]["callbacks"] = []
+    return raw
+
+
+def load_config_from(path: Path) -> Config:
+    """The complete config of a model directory (this imports every registered component, torch included)."""
+    from textsift.config import resolve
+
+    raw = load_raw_config(path)
     try:
         return resolve(raw, source=str(path / "config.yaml"))
     except ConfigError as exc:
@@ -138,18 +168,24 @@ def _weights_error(weights_file: Path, labels_file: Path, model: torch.nn.Module
     return ModelDirError(f"{weights_file}: cannot load the weights ({str(exc).splitlines()[0]}).")
 
 
-def load_model_dir(path: str | Path) -> tuple[Config, torch.nn.Module, Tokenizer, list[str], dict[str, Any]]:
-    """Load and check a model directory: every problem names the file and what is wrong with it."""
+def check_model_dir(path: str | Path) -> Path:
+    """The model directory ``path`` names (or holds in ``model/``); a file is an error."""
     path = find_model_dir(path)
     if not path.is_dir():
         raise ModelDirError(f"'{path}' is a file; give the model directory (the folder holding config.yaml and model.safetensors).")
-    config = load_config_from(path)
-    labels = load_labels(path)
+    return path
+
+
+def load_meta(path: Path) -> dict[str, Any]:
     meta = read_json_file(path, "meta.json", "the training metadata (a JSON object)")
     if not isinstance(meta, dict):
         raise ModelDirError(f"{path / 'meta.json'} is damaged: expected a JSON object, found {type(meta).__name__}. "
                             "Copy it again from the directory training wrote, or train again.")
-    weights_file = _require(path, "model.safetensors")
+    return meta
+
+
+def load_tokenizer(path: Path, config: Config | InferenceConfig) -> Tokenizer:
+    """The fitted tokenizer saved in ``path/tokenizer``, built from the config's tokenizer settings."""
     tokenizer = config.tokenizer.build()  # type: ignore[attr-defined]
     try:
         tokenizer.load(_require(path, "tokenizer"))
@@ -158,6 +194,26 @@ def load_model_dir(path: str | Path) -> tuple[Config, torch.nn.Module, Tokenizer
     except Exception as exc:  # each tokenizer library has its own errors for a damaged file
         raise ModelDirError(f"{path / 'tokenizer'}: cannot load the tokenizer ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
                             "Copy the whole directory that training wrote, or train again.") from None
+    return tokenizer
+
+
+def load_model_dir(path: str | Path) -> tuple[Config, torch.nn.Module, Tokenizer, list[str], dict[str, Any]]:
+    """Load and check a model directory: every problem names the file and what is wrong with it."""
+    path = check_model_dir(path)
+    config = load_config_from(path)
+    labels = load_labels(path)
+    meta = load_meta(path)
+    weights_file = _require(path, "model.safetensors")
+    tokenizer = load_tokenizer(path, config)
+    model = load_network(path, config, tokenizer, labels, weights_file)
+    return config, model, tokenizer, labels, meta
+
+
+def load_network(path: Path, config: Config, tokenizer: Tokenizer, labels: list[str], weights_file: Path | None = None) -> torch.nn.Module:
+    """The torch network of a model directory with its weights, in eval mode."""
+    from safetensors.torch import load_file
+
+    weights_file = weights_file or _require(path, "model.safetensors")
     model = config.model.build_from_dir(  # type: ignore[attr-defined]
         path, vocab_size=tokenizer.vocab_size, num_labels=len(labels), tokenizer=tokenizer
     )
@@ -170,4 +226,4 @@ def load_model_dir(path: str | Path) -> tuple[Config, torch.nn.Module, Tokenizer
     except RuntimeError as exc:  # weights of another shape or other names
         raise _weights_error(weights_file, path / "labels.json", model, weights, len(labels), exc) from None
     model.eval()
-    return config, model, tokenizer, labels, meta
+    return model

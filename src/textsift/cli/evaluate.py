@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from textsift.cli.app import app, console, handle_errors
-from textsift.cli.predict import overridden_reader, reader_options
+from textsift.cli.predict import overridden_reader, reader_options, runtime_option
 
 _R = reader_options()
 
@@ -38,6 +38,7 @@ def evaluate(
     reader_type: str | None = _R["reader_type"], encoding: str | None = _R["encoding"], text_column: str | None = _R["text_column"],
     text_pair_column: str | None = _R["text_pair_column"], label_column: str | None = _R["label_column"],
     delimiter: str | None = _R["delimiter"],
+    runtime: str = runtime_option(),
 ) -> None:
     """Evaluate a trained model on a labeled file; with --report, write the full evaluation report."""
     from textsift.data.readers import READER_OPTIONS, ReadOptions
@@ -54,7 +55,7 @@ def evaluate(
     if reader_type is not None or any(v is not None for v in settings.values()):
         reader = overridden_reader(load_config_from(find_model_dir(model_dir)).data.reader, reader_type, **settings)
     metrics = run(model_dir, data, report=report, calibrate_on=calibrate_on, batch_size=batch_size, prefix=prefix,
-                  reader=reader, options=ReadOptions(names=READER_OPTIONS), overwrite=overwrite)
+                  reader=reader, options=ReadOptions(names=READER_OPTIONS), overwrite=overwrite, runtime=runtime)
     if as_json:
         typer.echo(json.dumps(metrics))
         return

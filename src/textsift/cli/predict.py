@@ -18,11 +18,17 @@ from textsift.data.example import Example
 from textsift.errors import ConfigError, DataError
 
 READER_HELP = "Override the model's reader setting for this file."
+RUNTIME_HELP = ("What runs the network: torch, onnx (the exported graph), onnx-int8 (its quantized copy), or auto: "
+                "the int8 graph, else the fp32 one, when exported and onnxruntime is installed; else torch.")
+
+
+def runtime_option() -> Any:
+    return typer.Option("auto", "--runtime", help=RUNTIME_HELP)
 
 
 def stdin_examples(pairs: bool, on_empty: str, lines: IO[str] | None = None) -> Iterator[Example]:
     """One example per line of stdin (pair models: TEXT<tab>SECOND TEXT); an empty line is an empty text."""
-    from textsift.predict import is_empty
+    from textsift.inference.predictor import is_empty
 
     for i, line in enumerate(lines if lines is not None else sys.stdin, start=1):
         line = line.rstrip("\r\n")
@@ -85,14 +91,15 @@ def predict(
     reader_type: str | None = _R["reader_type"], encoding: str | None = _R["encoding"], text_column: str | None = _R["text_column"],
     text_pair_column: str | None = _R["text_pair_column"], label_column: str | None = _R["label_column"],
     delimiter: str | None = _R["delimiter"],
+    runtime: str = runtime_option(),
 ) -> None:
     """Predict labels for every text of INPUT: one output row per input row, in order; memory stays bounded."""
     import dataclasses
 
-    from textsift import load
     from textsift.data.readers import READER_OPTIONS, ReadOptions
     from textsift.evaluation.thresholds import default_decision
-    from textsift.predict import EMPTY_POLICIES, RECORD_KEYS, score_columns, write_predictions
+    from textsift.inference.output import RECORD_KEYS, score_columns, write_predictions
+    from textsift.inference.predictor import EMPTY_POLICIES, load
     from textsift.util import atomic_write
 
     if on_empty not in EMPTY_POLICIES:
@@ -105,7 +112,7 @@ def predict(
         raise ConfigError(f"--output '{output}' already exists; pass --overwrite to replace it, or choose another file.")
     if output is not None and output.is_dir():
         raise ConfigError(f"--output '{output}' is a directory; give a file name ending in .csv or .jsonl.")
-    predictor = load(model_dir)
+    predictor = load(model_dir, runtime=runtime)
     written = {*RECORD_KEYS, *score_columns(predictor.label_names, top_k)}
     clash = [c for c in keep if c in written]
     if clash:

@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import logsumexp
 
 from textsift.errors import ModelDirError
 from textsift.evaluation.metrics import expected_calibration_error, sigmoid, softmax
@@ -28,6 +26,8 @@ MIN_T, MAX_T = 1e-2, 1e2
 
 def nll(logits: np.ndarray, y_true: np.ndarray, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood: softmax for label indices, per-label sigmoid for a 0/1 matrix."""
+    from scipy.special import logsumexp  # scipy only where a temperature is fitted: predicting needs none of it
+
     z = np.asarray(logits, np.float64) / temperature
     y = np.asarray(y_true)
     if y.ndim == 2:  # binary cross-entropy, mean over examples and labels
@@ -68,6 +68,8 @@ def _probs(logits: np.ndarray, y_true: np.ndarray, t: float) -> np.ndarray:
 
 def fit_temperature(logits: np.ndarray, y_true: np.ndarray, fitted_on: str = "validation data") -> Calibration:
     """The temperature in [0.01, 100] that minimises the NLL of ``softmax(logits / T)`` on ``y_true``."""
+    from scipy.optimize import minimize_scalar
+
     logits = np.asarray(logits, np.float64)
     y_true = np.asarray(y_true)
     if y_true.ndim == 1:

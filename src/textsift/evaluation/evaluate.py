@@ -16,7 +16,7 @@ from textsift.errors import DataError
 from textsift.evaluation.calibration import Calibration, fit_temperature
 from textsift.evaluation.report import EvaluationData, warn_labels_without_examples, write_report
 from textsift.evaluation.thresholds import Decision
-from textsift.predict import Predictor
+from textsift.inference.predictor import Predictor
 from textsift.util import check_output_dir, file_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def evaluation_data(predictor: Predictor, dataset: Dataset, batch_size: int | No
 
 def validation_data_of(predictor: Predictor) -> Dataset:
     """The validation data the model was trained with, as its saved config names it."""
-    config = predictor.config
+    config = predictor.full_config()
     try:
         if config.data.validation is not None:
             return read_for(config, config.data.validation)
@@ -85,20 +85,21 @@ def rescale_thresholds(decision: Decision, old_t: float, new_t: float) -> Decisi
 def evaluate(
     model_dir: str | Path, data: str | Path, *, report: str | Path | None = None, calibrate_on: str | Path | bool = False,
     batch_size: int | None = None, prefix: str = "test", reader: Reader | None = None, options: ReadOptions | None = None,
-    overwrite: bool = False,
+    overwrite: bool = False, runtime: str = "auto",
 ) -> dict[str, float]:
     """Metrics of the model in ``model_dir`` on the labeled file ``data``.
 
     ``calibrate_on``: True fits temperature scaling on the model's validation data, a path on that file;
     the temperature is saved into the model directory first. ``report``: write the report there (an existing
     folder only with ``overwrite``: then it is replaced whole). ``reader``: read ``data`` (and a calibration file)
-    with these settings instead of the model's; ``options.names`` says how errors name them.
+    with these settings instead of the model's; ``options.names`` says how errors name them. ``runtime``: which
+    runtime computes the logits (see :func:`textsift.load`).
     """
     from textsift import load
 
     if report is not None:
         check_output_dir(Path(report), "--report", overwrite=overwrite)
-    predictor = load(model_dir)
+    predictor = load(model_dir, runtime=runtime)
     dataset = read_for(predictor.config, str(Path(data).resolve()), reader=reader, options=options)
     if calibrate_on is not False:
         held_out = validation_data_of(predictor) if calibrate_on is True else read_for(

@@ -1,32 +1,32 @@
 """The Predictor: a loaded model directory that turns texts into labels and probabilities.
 
-The CLI, the Python API (``textsift.load``) and the server all use it, with the same text-to-ids
-step as training.
+Predictor = tokenizer (the same text-to-ids step as training) + :class:`~textsift.inference.runtime.Runtime`
+(the network: torch, or an exported ONNX graph) + calibration + decision. The CLI, the Python API
+(``textsift.load``) and the server all use it. Nothing here imports training code, nor torch: the torch
+runtime brings it in only when chosen.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from textsift.batching import EncodedDataset
-from textsift.config import Config
+from textsift.batching import EncodedDataset, collate, eval_batches
 from textsift.data.example import Example
-from textsift.data.loading import examples_from_texts
 from textsift.errors import ConfigError, DataError
 from textsift.evaluation.calibration import Calibration
 from textsift.evaluation.metrics import sigmoid, softmax
 from textsift.evaluation.thresholds import Decision, default_decision
-from textsift.modeldir import find_model_dir, load_model_dir
+from textsift.inference.runtime import Runtime, load_runtime
 from textsift.text.base import Tokenizer
-from textsift.training.trainer import predict_logits, resolve_device
+
+if TYPE_CHECKING:
+    from textsift.config import Config
+    from textsift.inference.settings import InferenceConfig
 
 
 EMPTY_POLICIES = ("error", "skip", "predict")
@@ -78,28 +78,60 @@ class Predictions:
 
 
 class Predictor:
-    """A trained model ready to predict: tokenizer, network, calibration and decision thresholds.
+    """A trained model ready to predict: tokenizer, runtime, calibration and decision thresholds.
 
     ``textsift.load(model_dir)`` gives one; ``predict(texts)`` returns one prediction per text, in order.
+    ``runtime``: a :class:`Runtime`, or a torch network (run by the torch runtime on ``device``).
+    ``config``: the settings prediction reads (task, reader, label delimiter, tokenizer, eval batch size): the
+    full :class:`~textsift.config.Config`, or, loaded from a directory, its light
+    :class:`~textsift.inference.settings.InferenceConfig` view (:meth:`full_config` reads the rest).
     """
 
     def __init__(
-        self, config: Config, model: torch.nn.Module, tokenizer: Tokenizer, labels: list[str],
+        self, config: Config | InferenceConfig, runtime: Runtime | Any, tokenizer: Tokenizer, labels: list[str],
         meta: dict[str, Any] | None = None, device: str = "cpu", calibration: Calibration | None = None,
         decision: Decision | None = None,
     ) -> None:
+        if not isinstance(runtime, Runtime):  # a torch network
+            from textsift.backends.torch.runtime import TorchRuntime
+
+            runtime = TorchRuntime(runtime, device)
         self.config = config
-        self.model = model
+        self.runtime = runtime
         self.tokenizer = tokenizer
         self.label_names = list(labels)
         self.meta = meta or {}
-        self.device = resolve_device(device)
-        self.model.to(self.device).eval()
-        self.input_format = getattr(model, "input_format", "padded")
         self.path: Path | None = None  # the model directory, when loaded from one
         self.calibration = calibration  # temperature scaling, when fitted
         self.multilabel = config.task == "multilabel"
         self.decision = decision  # thresholds (multilabel; binary when tuned)
+
+    @property
+    def model(self) -> Any:
+        """The torch network (torch runtime only)."""
+        model = getattr(self.runtime, "model", None)
+        if model is None:
+            raise AttributeError(f"The '{self.runtime.name}' runtime has no torch network; load with runtime='torch' for one.")
+        return model
+
+    @property
+    def input_format(self) -> str:
+        return self.runtime.input_format
+
+    def full_config(self) -> Config:
+        """The complete config (every component: this imports torch); loaded from the model directory if need be."""
+        from textsift.config import Config
+
+        if isinstance(self.config, Config):
+            return self.config
+        full = getattr(self.runtime, "config", None)
+        if isinstance(full, Config):
+            return full
+        if self.path is None:
+            raise ConfigError("This predictor has no complete config and no model directory to read one from.")
+        from textsift.modeldir import load_config_from
+
+        return load_config_from(self.path)
 
     @property
     def temperature(self) -> float:
@@ -123,10 +155,20 @@ class Predictor:
         return [self.label_names[i] for i in index]
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "Predictor":
-        config, model, tokenizer, labels, meta = load_model_dir(path)
-        model_dir = find_model_dir(path)
-        predictor = cls(config, model, tokenizer, labels, meta, device, Calibration.load(model_dir), Decision.load(model_dir))
+    def load(cls, path: str | Path, device: str = "cpu", runtime: str = "auto", num_threads: int | None = None) -> "Predictor":
+        """Load a model directory (or a run directory holding ``model/``) with the runtime ``runtime`` (see
+        :mod:`textsift.inference.runtime`; ``auto``: the exported ONNX graph when there is one and onnxruntime
+        is installed, else torch). ``num_threads``: CPU threads of the runtime (default: its own)."""
+        from textsift.inference.settings import load_inference_config
+        from textsift.modeldir import check_model_dir, load_labels, load_meta, load_tokenizer
+
+        model_dir = check_model_dir(path)
+        config = load_inference_config(model_dir)
+        labels = load_labels(model_dir)
+        meta = load_meta(model_dir)
+        tokenizer = load_tokenizer(model_dir, config)
+        engine = load_runtime(model_dir, runtime, labels=labels, tokenizer=tokenizer, device=device, num_threads=num_threads)
+        predictor = cls(config, engine, tokenizer, labels, meta, device, Calibration.load(model_dir), Decision.load(model_dir))
         predictor.path = model_dir
         return predictor
 
@@ -135,10 +177,14 @@ class Predictor:
         return EncodedDataset(self.tokenizer.encode(examples), labels)
 
     def logits(self, examples: list[Example], batch_size: int | None = None) -> np.ndarray:
+        """Logits for every example, in order (batches are length-sorted inside, for the least padding)."""
+        out = np.zeros((len(examples), len(self.label_names)), np.float32)
         if not examples:
-            return np.zeros((0, len(self.label_names)), np.float32)
-        bs = batch_size or self.config.trainer.eval_batch_size
-        return predict_logits(self.model, self.encode(examples), self.input_format, bs, self.device)
+            return out
+        data = self.encode(examples)
+        for index in eval_batches(data.ids.lengths, batch_size or self.config.trainer.eval_batch_size):
+            out[index] = self.runtime.logits(collate(data.ids, index, self.runtime.input_format))
+        return out
 
     @property
     def pairs(self) -> bool:
@@ -196,6 +242,8 @@ class Predictor:
             texts = [texts]
         if isinstance(pairs, str):
             pairs = [pairs]
+        from textsift.data.loading import examples_from_texts
+
         return self.predict_examples(examples_from_texts(list(texts), list(pairs) if pairs is not None else None), batch_size, on_empty)
 
     def predict_stream(
@@ -212,67 +260,6 @@ class Predictor:
             yield chunk, self.predict_examples(chunk, on_empty=on_empty)
 
 
-def load(path: str | Path, device: str = "cpu") -> Predictor:
-    """Load a model directory (or a run directory holding ``model/``) for prediction."""
-    return Predictor.load(path, device)
-
-
-def _cell(value: Any) -> Any:
-    return json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, (list, dict)) else ("" if value is None else value)
-
-
-#: every key a prediction record may have besides the kept input columns and the score columns
-RECORD_KEYS = ("row", "text", "text_pair", "label", "labels", "skipped", "top_k", "probabilities")
-
-
-def score_columns(label_names: Sequence[str], top_k: int | None) -> list[str]:
-    """The CSV columns of the scores: the k most probable labels and their probabilities, or every label's."""
-    k = min(top_k, len(label_names)) if top_k else 0  # no more columns than labels
-    if k:
-        return [f"top{i + 1}" for i in range(k)] + [f"top{i + 1}_probability" for i in range(k)]
-    return [f"p_{n}" for n in label_names]
-
-
-def write_predictions(
-    out: IO[str], fmt: str, predictor: Any, examples_iter: Iterator[Example], *, top_k: int | None, chunk: int,
-    on_empty: str = "error", keep_columns: tuple[str, ...] = (),
-) -> int:
-    """Write one record per example, in order; returns how many."""
-    names = predictor.label_names
-    top_k = min(top_k, len(names)) if top_k else top_k  # no more columns than labels
-    delimiter = predictor.config.data.label_delimiter
-    label_key = "labels" if predictor.multilabel else "label"
-    cell = (lambda v: delimiter.join(v) if v is not None else "") if predictor.multilabel else (lambda v: "" if v is None else v)
-    writer = None
-    count = 0
-    for examples, preds in predictor.predict_stream(examples_iter, chunk, on_empty=on_empty):
-        if fmt == "csv":
-            if writer is None:
-                writer = csv.writer(out, lineterminator="\n")
-                cols = ["row", *keep_columns, "text"] + (["text_pair"] if predictor.pairs else []) + [label_key]
-                cols += score_columns(names, top_k)
-                if on_empty == "skip":
-                    cols.append("skipped")
-                writer.writerow(cols)
-            tops = preds.top_k(top_k) if top_k else None
-            for j, ex in enumerate(examples):
-                row = [ex.row, *(_cell((ex.columns or {}).get(c)) for c in keep_columns), ex.text]
-                row += [ex.text_pair] if predictor.pairs else []
-                row.append(cell(preds.labels[j]))
-                if preds.is_skipped(j):
-                    row += [""] * (2 * top_k if top_k else len(names))
-                elif tops is not None:
-                    row += [n for n, _ in tops[j]] + [f"{p:.6f}" for _, p in tops[j]]
-                else:
-                    row += [f"{p:.6f}" for p in preds.probabilities[j]]
-                if on_empty == "skip":
-                    row.append("empty text" if preds.is_skipped(j) else "")
-                writer.writerow(row)
-        else:
-            for ex, record in zip(examples, preds.records(top_k)):
-                head: dict[str, Any] = {"row": ex.row, **{c: (ex.columns or {}).get(c) for c in keep_columns}, "text": ex.text}
-                if predictor.pairs:
-                    head["text_pair"] = ex.text_pair
-                out.write(json.dumps({**head, **record}, ensure_ascii=False, default=str) + "\n")
-        count += len(examples)
-    return count
+def load(path: str | Path, device: str = "cpu", runtime: str = "auto", num_threads: int | None = None) -> Predictor:
+    """Load a model directory (or a run directory holding ``model/``) for prediction (see :meth:`Predictor.load`)."""
+    return Predictor.load(path, device, runtime, num_threads)

@@ -1,7 +1,14 @@
-"""The tokenizer of a pretrained encoder (Hugging Face), from a local directory or a hub name."""
+"""The tokenizer of a pretrained encoder (Hugging Face), from a local directory or a hub name.
+
+Texts are encoded by the encoder's fast tokenizer itself (the Rust ``tokenizers`` library, with the truncation
+``transformers`` would set): training loads it through ``transformers`` (a hub name, or a directory of any
+layout), a model directory reads its ``tokenizer.json`` directly, so predicting imports no ``transformers``.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,49 +54,94 @@ class PretrainedTokenizer(Tokenizer):
 
     def __init__(self, spec: PretrainedTokenizerSpec) -> None:
         super().__init__(spec)
-        self.tokenizer_: Any = None
+        self.tokenizer_: Any = None  # tokenizers.Tokenizer, truncating as the spec says
+        self.special_ids_: dict[str, int | None] = {}
+        self.saved_by_: Any = None  # what writes the files: the transformers tokenizer, or the directory loaded from
 
     @property
     def fitted(self) -> bool:
         return self.tokenizer_ is not None
 
+    def _use(self, backend: Any, special_ids: dict[str, int | None]) -> None:
+        from tokenizers import Tokenizer as Backend
+
+        backend = Backend.from_str(backend.to_str())  # a copy: its truncation settings are ours
+        backend.no_padding()
+        backend.enable_truncation(self.spec.max_length, strategy="longest_first", direction=self.spec.truncation_side)
+        self.tokenizer_ = backend
+        self.special_ids_ = special_ids
+
     def fit(self, examples: list[Example]) -> "PretrainedTokenizer":
         """Nothing is learned: this loads the tokenizer named by the spec."""
         if self.spec.name is None:
             raise ConfigError("tokenizer.name: the pretrained tokenizer needs a name (set by the transformer model).")
-        self.tokenizer_ = load_hf_tokenizer(self.spec.name, self.spec.truncation_side)
+        hf = load_hf_tokenizer(self.spec.name, self.spec.truncation_side)
+        self._use(hf.backend_tokenizer, {"pad": hf.pad_token_id, "sep": hf.sep_token_id})
+        self.saved_by_ = hf
         return self
 
     def encode(self, examples: list[Example]) -> Ragged:
         self._check_fitted()
         texts = [ex.text for ex in examples]
         pairs = [ex.text_pair for ex in examples]
-        kwargs = {"truncation": True, "max_length": self.spec.max_length, "return_attention_mask": False,
-                  "return_token_type_ids": False}
         if any(p is not None for p in pairs):
             if any(p is None for p in pairs):
                 raise ConfigError("Some examples have a second text and some do not: give every example a pair, or none.")
-            enc = self.tokenizer_(texts, pairs, **kwargs)
+            encodings = self.tokenizer_.encode_batch(list(zip(texts, pairs)), add_special_tokens=True)
         else:
-            enc = self.tokenizer_(texts, **kwargs)
-        return Ragged.from_rows(enc["input_ids"])
+            encodings = self.tokenizer_.encode_batch(texts, add_special_tokens=True)
+        return Ragged.from_rows([e.ids for e in encodings])
 
     @property
     def vocab_size(self) -> int:
         self._check_fitted()
-        return len(self.tokenizer_)
+        return int(self.tokenizer_.get_vocab_size(with_added_tokens=True))
 
     @property
     def special_ids(self) -> dict[str, int | None]:
         self._check_fitted()
-        return {"pad": self.tokenizer_.pad_token_id, "sep": self.tokenizer_.sep_token_id}
+        return dict(self.special_ids_)
 
     def save(self, directory: Path) -> None:
         self._check_fitted()
-        self.tokenizer_.save_pretrained(str(directory))
+        if isinstance(self.saved_by_, Path):  # loaded from a model directory: its files, as they were
+            for file in self.saved_by_.iterdir():
+                if file.is_file():
+                    shutil.copyfile(file, directory / file.name)
+        else:
+            self.saved_by_.save_pretrained(str(directory))
 
     def load(self, directory: Path) -> "PretrainedTokenizer":
-        if not any((directory / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
-            raise ModelDirError(f"{directory}: missing the pretrained tokenizer's files (tokenizer.json).")
-        self.tokenizer_ = load_hf_tokenizer(str(directory), self.spec.truncation_side)
+        if not (directory / "tokenizer.json").is_file():
+            if not any((directory / f).is_file() for f in ("vocab.txt", "tokenizer_config.json")):
+                raise ModelDirError(f"{directory}: missing the pretrained tokenizer's files (tokenizer.json).")
+            hf = load_hf_tokenizer(str(directory), self.spec.truncation_side)  # an older layout: transformers reads it
+            self._use(hf.backend_tokenizer, {"pad": hf.pad_token_id, "sep": hf.sep_token_id})
+            self.saved_by_ = directory
+            return self
+        from tokenizers import Tokenizer as Backend
+
+        backend = Backend.from_file(str(directory / "tokenizer.json"))
+        tokens = _special_tokens(directory)
+        self._use(backend, {key: backend.token_to_id(tokens[key]) if tokens.get(key) else None for key in ("pad", "sep")})
+        self.saved_by_ = directory
         return self
+
+
+def _special_tokens(directory: Path) -> dict[str, str | None]:
+    """The pad and separator tokens a saved tokenizer names (tokenizer_config.json, else special_tokens_map.json)."""
+    found: dict[str, str | None] = {}
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the later one wins
+        file = directory / name
+        if not file.is_file():
+            continue
+        try:
+            settings = json.loads(file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ModelDirError(f"{file} is damaged: not JSON ({str(exc).splitlines()[0]}).") from None
+        for key in ("pad", "sep"):
+            value = settings.get(f"{key}_token") if isinstance(settings, dict) else None
+            value = value.get("content") if isinstance(value, dict) else value
+            if isinstance(value, str):
+                found[key] = value
+    return found

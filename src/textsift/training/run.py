@@ -36,7 +36,7 @@ from textsift.evaluation.report import EvaluationData, write_report
 from textsift.evaluation.thresholds import Decision, default_decision, tune_binary, tune_multilabel
 from textsift.errors import ConfigError
 from textsift.modeldir import save_model_dir
-from textsift.predict import Predictor
+from textsift.inference.predictor import Predictor
 from textsift.training.callbacks import Callback, MetricsLog, PeriodicCheckpoint, TrainerState
 from textsift.training import distributed
 from textsift.training.trainer import Trainer, resolve_device
