@@ -13,14 +13,31 @@ from rich.text import Text
 from textsift.cli.app import app, console, handle_errors
 
 
+def runtimes(path: Path) -> dict:
+    """Which runtime ``auto`` picks for the model directory, and what each runtime lacks here."""
+    from textsift.inference.export import read_manifest
+    from textsift.inference.runtime import RUNTIMES, choose_runtime
+    from textsift.util import file_fingerprint
+
+    lacks = {}
+    for name, entry in RUNTIMES.items():
+        missing = entry.missing_files(path)
+        package = entry.missing_package()
+        lacks[name] = (f"no {missing[0]}" if missing else "") + ("; " if missing and package else "") + (
+            f"{package} not installed (pip install 'textsift[{entry.extra}]')" if package else "")
+    manifest = read_manifest(path)
+    if manifest is not None:  # exported from these weights, or from others (a stale graph)
+        manifest["current"] = manifest.get("source", {}).get("fingerprint") == file_fingerprint(path / "model.safetensors")
+    return {"auto": choose_runtime(path).name, "available": [n for n, why in lacks.items() if not why],
+            "unavailable": {n: why for n, why in lacks.items() if why}, "onnx": manifest}
+
+
 def describe(model_dir: Path) -> dict:
     from textsift import load
 
-    predictor = load(model_dir)
+    predictor = load(model_dir, runtime="torch")
     path = predictor.path
-    modules = {}
-    for name, module in predictor.model.named_children():
-        modules[name] = sum(p.numel() for p in module.parameters())
+    modules = predictor.runtime.describe()["parameters"]["per_module"]
     files = {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}
     return {
         "path": str(path),
@@ -38,6 +55,7 @@ def describe(model_dir: Path) -> dict:
         "data": predictor.meta.get("data", {}),
         "created": predictor.meta.get("created"),
         "calibration": dataclasses.asdict(predictor.calibration) if predictor.calibration is not None else None,
+        "runtimes": runtimes(path),
     }
 
 
@@ -47,7 +65,7 @@ def inspect_model(
     model_dir: Path = typer.Argument(..., help="Model directory (or the run directory holding model/)."),
     as_json: bool = typer.Option(False, "--json", help="Print everything as one JSON object."),
 ) -> None:
-    """Parameters per module, size on disk, labels and training metadata of a model directory."""
+    """Parameters per module, size on disk, labels, runtimes (exported graphs, quantization) and training metadata."""
     info = describe(model_dir)
     if as_json:
         typer.echo(json.dumps(info, indent=1))
@@ -67,6 +85,20 @@ def inspect_model(
     for name, size in info["files"].items():
         files.add_row(Text(name), f"{size:,}")
     console.print(files)
+    rt = info["runtimes"]
+    console.print(f"runtime: auto runs {rt['auto']}; available: {', '.join(rt['available'])}"
+                  + "".join(f"; {n}: {why}" for n, why in rt["unavailable"].items()), markup=False, highlight=False)
+    onnx = rt["onnx"]
+    if onnx is not None:
+        for name, graph in onnx["files"].items():
+            how = graph.get("quantization")
+            quantization = (f", {how.get('method')} {how.get('weight_type')} quantization, per channel: {how.get('per_channel')}, "
+                            f"reduce range: {how.get('reduce_range')}") if isinstance(how, dict) else ""
+            console.print(f"  {name}: {graph.get('precision')}, {graph.get('bytes', 0) / 1e6:.2f} MB{quantization}",
+                          markup=False, highlight=False)
+        if not onnx["current"]:
+            console.print("  [yellow]warning[/]: the ONNX graphs were exported from other weights than model.safetensors: "
+                          f"export again (textsift export {info['path']} --format onnx).", highlight=False)
     training = info["training"]
     if training:
         console.print(
