@@ -55,7 +55,8 @@ def _protobuf_fields(data: bytes) -> list[int]:
         elif wire == 1:
             i += 8
         elif wire == 2:
-            i += varint()
+            length = varint()  # (not `i += varint()`: that adds to the i read before varint moved it)
+            i += length
         elif wire == 5:
             i += 4
         else:
