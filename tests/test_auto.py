@@ -100,3 +100,21 @@ def test_a_candidate_past_the_deadline_stops_at_the_end_of_its_epoch(tmp_path):
     config = resolve({"data": {"train": str(data)}, "model": {"type": "bag"}, "trainer": {"epochs": 50, "early_stopping": None}})
     result = textsift.train(config, callbacks=[_Deadline(time.perf_counter())])
     assert result.state.epoch == 1 and "time budget" in result.state.stop_reason
+
+
+def test_linear_candidates_drop_character_ngrams_on_long_texts(tmp_path):
+    from dataclasses import replace
+
+    from textsift.data.example import Dataset
+    from textsift.data.loading import Splits, load_splits
+    from textsift.training.auto import LONG_TEXTS, _words_only_on_long_texts
+
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY * 3])
+    candidates = candidate_configs(lambda extra: load_config(base={"data": {"train": str(data)}}, overrides=extra))
+    splits = load_splits(candidates[0].config)
+    _words_only_on_long_texts(candidates, splits)  # short texts: unchanged
+    assert [c.config.tokenizer.char_ngrams for c in candidates if c.config.model.type == "linear"] == [(2, 5), (2, 5)]
+    long = Dataset("long", [replace(ex, text=ex.text * (LONG_TEXTS // len(ex.text) + 1)) for ex in splits.train.examples])
+    _words_only_on_long_texts(candidates, Splits(long, splits.validation, None, splits.labels))
+    assert [c.config.tokenizer.char_ngrams for c in candidates if c.config.model.type == "linear"] == [None, None]
+    assert [c.config.tokenizer.char_ngrams for c in candidates if c.config.model.type == "bag"] == [None, (2, 5)]

@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +45,10 @@ CANDIDATES: list[tuple[str, list[str]]] = [
 ]
 #: without --budget: after the first two candidates, go on while the time spent stays within this many bag runs
 DEFAULT_BUDGET_BAG_RUNS = 3.0
+#: training texts longer than this on average (characters): linear candidates use word n-grams only. Character
+#: n-grams multiply the features of a long text (7x on R8, 605 characters on average, for 0.04 point) and with them
+#: the solver's time; on short texts they are worth points (emotion: +2 over words alone).
+LONG_TEXTS = 1000
 #: a validation split held out of train with fewer examples than this: candidates are compared by cross-validation
 CV_BELOW = 1000
 CV_FOLDS = 5
@@ -102,9 +107,11 @@ def train_auto(
         raise ConfigError("--model auto chooses by the validation metric: give --validation FILE or keep data.validation_split > 0.")
     held = Splits(splits.train, splits.validation, None, splits.labels)  # the test data is seen by the winner only
     folds = _cv_folds(first, held)
+    _words_only_on_long_texts(candidates, held)
     output.mkdir(parents=True, exist_ok=True)
     last_cost = 0.0
     budget = budget_s
+    beside: dict[int, Any] = {}  # candidate index -> its future, training in a second process
     for i, cand in enumerate(candidates):
         spent = sum(c.seconds for c in candidates[:i])  # training time of the candidates so far (kept across a resume)
         if budget is None and i >= 2:
@@ -124,18 +131,24 @@ def train_auto(
             cand.metrics, cand.seconds = record["metrics"], float(record["seconds"])
             logger.info("auto: %s already trained (resumed)", cand.name)
         else:
-            logger.info("auto: training candidate %s (%d of %d)%s", cand.name, i + 1, len(candidates),
-                        f", {len(folds)}-fold cross-validation" if folds else "")
-            t = time.perf_counter()
+            logger.info("auto: training candidate %s (%d of %d)%s%s", cand.name, i + 1, len(candidates),
+                        f", {len(folds)}-fold cross-validation" if folds else "", " (in a second process)" if i in beside else "")
             # past the first two, a candidate stops (at an epoch's end) when the budget is spent, however long it is
-            deadline = [_Deadline(t + budget - spent)] if i >= 2 else []  # type: ignore[operator]
-            if folds:
-                cand.metrics = _cross_validate(cand, folds, metric, deadline)
+            deadline = time.perf_counter() + budget - spent if i >= 2 else None  # type: ignore[operator]
+            if i in beside:
+                from concurrent.futures.process import BrokenProcessPool
+
+                try:
+                    cand.metrics, cand.seconds = beside.pop(i).result()
+                except BrokenProcessPool:  # the second process died (out of memory, killed): train it here instead
+                    logger.warning("auto: the second process training %s died; training it in this one", cand.name)
+                    cand.metrics, cand.seconds = _train_candidate(cand.config, run_dir, held, folds, metric, resume=True,
+                                                                  callbacks=callbacks)
             else:
-                result = train(cand.config, run_dir, resume=resume and run_dir.is_dir(), splits=held, report=False,
-                               callbacks=[*callbacks, *deadline], final_checkpoint=False)
-                cand.metrics = result.metrics
-            cand.seconds = time.perf_counter() - t
+                if i == 0:
+                    beside = _start_beside(candidates, output, held, folds, metric, resume)
+                cand.metrics, cand.seconds = _train_candidate(cand.config, run_dir, held, folds, metric, resume=resume,
+                                                              callbacks=callbacks, deadline=deadline)
             if cand.metrics is None:
                 cand.skipped = "budget: spent during its cross-validation"
                 logger.info("auto: dropping %s (%s)", cand.name, cand.skipped)
@@ -162,6 +175,65 @@ def train_auto(
             shutil.rmtree(output / "candidates" / c.name / "model", ignore_errors=True)
         (output / "candidates" / c.name / "checkpoint.safetensors").unlink(missing_ok=True)
     return _finish(best, output, splits, report=report)
+
+
+def _train_candidate(
+    config: Config, run_dir: Path, held: Splits, folds: list[Splits], metric: str, *, resume: bool = False,
+    callbacks: Sequence[Any] = (), deadline: float | None = None,
+) -> tuple[dict[str, float] | None, float]:
+    """Train one candidate (or cross-validate it): its metrics (None: the budget ran out mid-CV) and wall seconds."""
+    from textsift.training.run import train
+
+    t = time.perf_counter()
+    stop = [_Deadline(deadline)] if deadline is not None else []
+    if folds:
+        metrics = _cross_validate(config, folds, metric, stop)
+    else:
+        metrics = train(config, run_dir, resume=resume and run_dir.is_dir(), splits=held, report=False,
+                        callbacks=[*callbacks, *stop], final_checkpoint=False).metrics
+    return metrics, time.perf_counter() - t
+
+
+def _train_beside(*args: Any, **kwargs: Any) -> tuple[dict[str, float] | None, float]:
+    """:func:`_train_candidate` in the second process, on one core: the first process holds the other."""
+    import torch
+
+    torch.set_num_threads(1)
+    return _train_candidate(*args, **kwargs)
+
+
+def _start_beside(candidates: list[Candidate], output: Path, held: Splits, folds: list[Splits], metric: str,
+                  resume: bool) -> dict[int, Any]:
+    """Start the second candidate in a second process while the first trains here, when there are cores for both.
+
+    The first two candidates always train, and the first (linear) fits on one core (its L-BFGS products are
+    single-threaded), so the second (the bag network) takes the other: two candidates in about the time of the
+    longer one. The second process gets the same split (and folds) and writes its own run directory; it reports
+    to this process's log but not to its callbacks (progress bars).
+    """
+    if len(candidates) < 2 or (os.cpu_count() or 1) < 2 or os.environ.get("TEXTSIFT_AUTO_SEQUENTIAL"):
+        return {}
+    second = candidates[1]
+    if resume and (output / "candidates" / f"{second.name}.json").is_file():
+        return {}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    future = pool.submit(_train_beside, second.config, output / "candidates" / second.name, held, folds, metric, resume=resume)
+    pool.shutdown(wait=False)  # the process exits once the candidate is done
+    return {1: future}
+
+
+def _words_only_on_long_texts(candidates: list[Candidate], held: Splits) -> None:
+    mean = sum(len(ex.text) + len(ex.text_pair or "") for ex in held.train.examples) / max(len(held.train), 1)
+    if mean <= LONG_TEXTS:
+        return
+    for cand in candidates:
+        tokenizer = cand.config.tokenizer
+        if cand.config.model.type == "linear" and getattr(tokenizer, "char_ngrams", None):  # type: ignore[attr-defined]
+            cand.config = cand.config.model_copy(update={"tokenizer": tokenizer.model_copy(update={"char_ngrams": None})})
+            logger.info("auto: the training texts average %.0f characters: %s uses word n-grams only", mean, cand.name)
 
 
 def _cv_folds(config: Config, held: Splits) -> list[Splits]:
@@ -192,7 +264,7 @@ class _Deadline(Callback):
             trainer.state.stop_reason = "--model auto: the time budget is spent"
 
 
-def _cross_validate(cand: Candidate, folds: list[Splits], metric: str, deadline: list[_Deadline]) -> dict[str, float] | None:
+def _cross_validate(config: Config, folds: list[Splits], metric: str, deadline: list[_Deadline]) -> dict[str, float] | None:
     """The candidate's validation metrics averaged over the folds (each fold held out once), and their spread;
     None when the budget ran out before the last fold."""
     from textsift.training.run import train
@@ -203,7 +275,7 @@ def _cross_validate(cand: Candidate, folds: list[Splits], metric: str, deadline:
     for k, fold in enumerate(folds):
         if deadline and k and time.perf_counter() >= deadline[0].at:
             return None
-        per_fold.append(train(cand.config, None, splits=fold, report=False, callbacks=deadline).metrics)
+        per_fold.append(train(config, None, splits=fold, report=False, callbacks=deadline).metrics)
     keys = [k for k in per_fold[0] if k.startswith("val/") and "/per_label/" not in k and all(k in m for m in per_fold)]
     out = {k: float(np.mean([m[k] for m in per_fold])) for k in keys}
     out[f"cv/{metric}_std"] = float(np.std([m[metric] for m in per_fold], ddof=1))
