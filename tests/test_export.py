@@ -227,3 +227,16 @@ load_builtins()
 print(light == (registry.tokenizers.names(), registry.readers.names()))
 """
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "True"
+
+
+def test_inference_imports_nothing_from_training_nor_torch():
+    """The layers contract for inference: the Predictor, the runtimes' table, the model directory, the onnx backend and
+    export's entry point import no training, tuning or workflow code, and no torch (the torch runtime brings it in)."""
+    code = """
+import sys
+import textsift.inference, textsift.inference.export, textsift.modeldir, textsift.predict
+import textsift.backends.onnx.runtime, textsift.backends.onnx.quantize
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "sklearn", "matplotlib", "transformers")
+             or m.startswith(("textsift.training", "textsift.tuning", "textsift.workflow"))))
+"""
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

@@ -95,8 +95,9 @@ def choose_runtime(model_dir: Path, name: str = "auto") -> RuntimeEntry:
 
 def load_runtime(model_dir: Path, name: str, *, labels: list[str], tokenizer: Any, device: str = "cpu",
                  num_threads: int | None = None) -> Runtime:
-    """Load the runtime ``name`` (or ``auto``) for ``model_dir``; a missing package or file is one clear error."""
-    entry = choose_runtime(model_dir, name)
+    """Load the runtime ``name`` (or ``auto``) for ``model_dir``; a missing package or file is one clear error.
+    ``auto`` on a GPU ``device`` is torch (the ONNX graphs run on the CPU)."""
+    entry = RUNTIMES["torch"] if name == "auto" and device not in ("cpu", "auto") else choose_runtime(model_dir, name)
     package = entry.missing_package()
     if package is not None:
         extra = f"pip install 'textsift[{entry.extra}]'" if entry.extra else f"pip install {package}"

@@ -62,10 +62,11 @@ class PretrainedTokenizer(Tokenizer):
     def fitted(self) -> bool:
         return self.tokenizer_ is not None
 
-    def _use(self, backend: Any, special_ids: dict[str, int | None]) -> None:
+    def _use(self, backend: Any, special_ids: dict[str, int | None], copy: bool = True) -> None:
         from tokenizers import Tokenizer as Backend
 
-        backend = Backend.from_str(backend.to_str())  # a copy: its truncation settings are ours
+        if copy:  # transformers' tokenizer keeps its own: the truncation settings of this one are ours
+            backend = Backend.from_str(backend.to_str())
         backend.no_padding()
         backend.enable_truncation(self.spec.max_length, strategy="longest_first", direction=self.spec.truncation_side)
         self.tokenizer_ = backend
@@ -123,7 +124,7 @@ class PretrainedTokenizer(Tokenizer):
 
         backend = Backend.from_file(str(directory / "tokenizer.json"))
         tokens = _special_tokens(directory)
-        self._use(backend, {key: backend.token_to_id(tokens[key]) if tokens.get(key) else None for key in ("pad", "sep")})
+        self._use(backend, {key: backend.token_to_id(tokens[key]) if tokens.get(key) else None for key in ("pad", "sep")}, copy=False)
         self.saved_by_ = directory
         return self
 
