@@ -100,10 +100,12 @@ def test_near_duplicates_find_edited_copies_and_nothing_else():
             copy[k] = f"new{j}_{k}"
         right[j] = copy
         planted[j] = i
-    found = near_duplicates(left, right, threshold=0.8)
+    found = near_duplicates([" ".join(w) for w in left], [" ".join(w) for w in right], threshold=0.8)
     assert {(p.right, p.left) for p in found} == set(planted.items())
     assert all(abs(p.jaccard - 36 / 44) < 1e-9 for p in found)
-    assert near_duplicates([[], ["a"]], [[], ["b"]]) == []
+    assert near_duplicates(["", "a"], ["", "b"]) == []
+    # a repeated word counts twice: one of ten words replaced keeps 9/11 even when the others repeat
+    assert [round(p.jaccard, 4) for p in near_duplicates(["a a a b b c d e f g"], ["a a a b b c d e f x"])] == [round(9 / 11, 4)]
 
 
 # --- label noise ----------------------------------------------------------------------------------------------------

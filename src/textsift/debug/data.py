@@ -35,6 +35,7 @@ NEAR_DUPLICATE_JACCARD = 0.8
 OOV_WARN = 0.10
 SHORT_WORDS = 2  # a text of fewer words than this is "very short"
 PERCENTILES = (50, 90, 95, 99)
+LENGTH_SAMPLE = 5000  # texts per split whose length is measured in tokenizer ids (a random sample of larger splits)
 
 
 @dataclass
@@ -278,25 +279,13 @@ def _check_duplicates(splits: dict[str, Dataset]) -> list[CheckResult]:
     return results
 
 
-def _shingles(norm: str) -> list[str]:
-    """The words of a normalised text, each repeat told apart ("the", "the#2"): the set Jaccard of these is the
-    Jaccard of word multisets, so a copy with 10% of its words edited stays at >= 0.8 even when words repeat."""
-    seen: Counter[str] = Counter()
-    out = []
-    for word in norm.split():
-        seen[word] += 1
-        out.append(word if seen[word] == 1 else f"{word}#{seen[word]}")
-    return out
-
-
 def _check_near_leakage(train: Dataset, others: list[tuple[str, Dataset]], norms: dict[str, list[str]], seed: int) -> CheckResult:
     from textsift.debug.minhash import near_duplicates
 
-    train_words = [_shingles(n) for n in norms["train"]]
     rows = []
     parts = []
     for split, ds in others:
-        pairs = near_duplicates(train_words, [_shingles(n) for n in norms[split]], threshold=NEAR_DUPLICATE_JACCARD, seed=seed)
+        pairs = near_duplicates(norms["train"], norms[split], threshold=NEAR_DUPLICATE_JACCARD, seed=seed)
         same = [(norms["train"][p.left].replace(" ", ""), norms[split][p.right].replace(" ", "")) for p in pairs]
         pairs = [p for p, (a, b) in zip(pairs, same) if a != b]  # exact copies: leakage_exact
         if pairs:
@@ -321,27 +310,35 @@ def _lengths(config: Config, splits: dict[str, Dataset]) -> tuple[list[CheckResu
     max_length = getattr(spec, "max_length", None)
     unit = f"{spec.type} ids"  # type: ignore[attr-defined]
     lengths: dict[str, np.ndarray] = {}
+    rng = np.random.default_rng(config.seed)
+    sampled = {split: (ds.examples if len(ds) <= LENGTH_SAMPLE else [ds.examples[i] for i in np.sort(rng.choice(len(ds), LENGTH_SAMPLE, replace=False))])
+               for split, ds in splits.items()}
     try:
         uncapped = spec.model_copy(update={"max_length": 1 << 30}) if max_length is not None else spec
         tokenizer = uncapped.build()  # type: ignore[attr-defined]
-        for split, ds in splits.items():
-            ids = tokenizer.fit_encode(ds.examples) if split == "train" else tokenizer.encode(ds.examples)
+        for split, examples in sampled.items():
+            ids = tokenizer.fit_encode(examples) if split == "train" else tokenizer.encode(examples)
             lengths[split] = ids.lengths
     except (TextsiftError, OSError, ValueError) as exc:
         logger.warning("The tokenizer %s could not be built (%s): lengths are counted in words.", spec.type, exc)  # type: ignore[attr-defined]
         unit = "words"
-        lengths = {split: np.array([len(example_text(ex).split()) for ex in ds.examples]) for split, ds in splits.items()}
+        lengths = {split: np.array([len(example_text(ex).split()) for ex in examples]) for split, examples in sampled.items()}
     table = []
     for split, lens in lengths.items():
-        row: dict[str, Any] = {"split": split, "unit": unit, "examples": len(lens)}
+        row: dict[str, Any] = {"split": split, "unit": unit, "examples": len(splits[split]), "measured": len(lens)}
         row.update({f"p{p}": float(np.percentile(lens, p)) for p in PERCENTILES})
         row["max"] = int(lens.max()) if len(lens) else 0
         if max_length is not None:
             row["max_length"] = max_length
-            row["truncated"] = int((lens > max_length).sum())
-            row["truncated_share"] = float(row["truncated"] / max(len(lens), 1))
+            share = float((lens > max_length).mean()) if len(lens) else 0.0
+            row["truncated"] = int(round(share * len(splits[split])))  # estimated from the sample when one was taken
+            row["truncated_share"] = share
         table.append(row)
     results = []
+    if any(len(ds) > LENGTH_SAMPLE for ds in splits.values()):
+        unit_note = f", measured on a random {LENGTH_SAMPLE:,} texts of each larger split"
+    else:
+        unit_note = ""
     if max_length is None:
         results.append(CheckResult("truncation", "info", f"tokenizer {spec.type} has no max_length: nothing is cut.", table))  # type: ignore[attr-defined]
     else:
@@ -351,11 +348,11 @@ def _lengths(config: Config, splits: dict[str, Dataset]) -> tuple[list[CheckResu
             found = "; ".join(f"{r['truncated']} of {r['examples']} {r['split']} texts ({r['truncated_share']:.0%})" for r in heavy)
             results.append(CheckResult(
                 "truncation", "warn", f"{found} are longer than tokenizer.max_length ({max_length} {unit}) and lose their ends "
-                f"(median length: {median}). Raise tokenizer.max_length if the ends matter.", table))
+                f"(median length: {median}{unit_note}). Raise tokenizer.max_length if the ends matter.", table))
         else:
             results.append(CheckResult(
                 "truncation", "pass", f"Under {TRUNCATION_WARN:.0%} of each split's texts exceed tokenizer.max_length "
-                f"({max_length} {unit}; median length: {median}).", table))
+                f"({max_length} {unit}; median length: {median}{unit_note}).", table))
     return results, {"lengths": table}
 
 
