@@ -329,11 +329,22 @@ def section(results: dict) -> str:
                   f"--no-label-noise`: **{r['seconds']:.1f} s** wall (target <= 60 s); read {t['read_s']:.1f} s, texts {t['texts_s']:.1f} s, "
                   f"leakage {t['leakage_s']:.1f} s, lengths {t['lengths_s']:.1f} s. {r['summary']}.", ""]
     if results.get("datasets"):
-        lines += ["**Every dataset** (`debug data` with all checks; label noise 10-fold except multi-label goemotions):", "",
-                  "| dataset | summary | s | failed / warned checks |", "|---|---|---|---|"]
+        lines += ["**Every dataset** (`debug data` with all checks; label noise 10-fold except multi-label goemotions). Leaks: "
+                  "validation/test rows with a copy in train (exact: ignoring case, punctuation, whitespace; near: word Jaccard >= 0.8); "
+                  "repeated and conflicting: rows inside a split; label issues: rows of label_issues.csv (estimated noise).", "",
+                  "| dataset | summary | exact leaks | near leaks | repeated texts | rows with conflicting labels | label issues | other warnings | s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in results["datasets"]:
-            bad = "; ".join(f"{name} ({c['status']}): {c['message']}" for name, c in r["checks"].items() if c["status"] in ("fail", "warn"))
-            lines.append(f"| {r['dataset']} | {r['summary']} | {r['seconds']:.0f} | {bad.replace('|', '/')} |")
+            c = r["checks"]
+            noise = c.get("label_noise", {})
+            estimated = re.search(r"estimated noise ([0-9.]+%)", noise.get("message", ""))
+            issues = f"{noise.get('rows', 0)} ({estimated.group(1)})" if estimated else ("n/a" if noise.get("status") == "info" else str(noise.get("rows", 0)))
+            shown = {"leakage_exact", "leakage_near", "duplicates", "conflicting_labels", "label_noise"}
+            other = "; ".join(f"{name}: {v['message'].split(':')[0] if name == 'label_balance' else v['message'].split('(')[0].strip()}"
+                              for name, v in c.items() if v["status"] in ("warn", "fail") and name not in shown)
+            lines.append(f"| {r['dataset']} | {r['summary']} | {c.get('leakage_exact', {}).get('rows', 0)} | {c.get('leakage_near', {}).get('rows', 0)} | "
+                         f"{c.get('duplicates', {}).get('rows', 0)} | {c.get('conflicting_labels', {}).get('rows', 0)} | {issues} | "
+                         f"{other.replace('|', '/')} | {r['seconds']:.0f} |")
         sst = next((r["sst2_inside"] for r in results["datasets"] if "sst2_inside" in r), None)
         if sst:
             lines += ["", f"sst2: of its {sst['validation']} validation sentences, {sst['equal_to_a_training_phrase']} equal a training "

@@ -197,6 +197,6 @@ def run_cheap_checks(train: Dataset, validation: Dataset | None, test: Dataset |
     results = cheap_checks(train, validation, test, labels, max_length)
     for r in results:
         if r.status in ("warn", "fail"):
-            logger.warning("Data check %s: %s (textsift debug data shows more; data.checks: false turns these checks off)", r.name, r.message)
+            logger.warning("Data check %s: %s (textsift debug data shows more; data.checks: false, or train --no-data-checks, turns these checks off)", r.name, r.message)
     logger.debug("Data checks: %.3f s", time.perf_counter() - t)
     return results
