@@ -106,3 +106,18 @@ def test_multilabel_solver_is_one_binary_regression_per_label():
         clf = LogisticRegression(C=2.0, tol=1e-10, max_iter=5000).fit(x, y[:, j])
         np.testing.assert_allclose(fitted.weight[:, j], clf.coef_[0], atol=1e-4)
         np.testing.assert_allclose(fitted.bias[j], clf.intercept_[0], atol=1e-4)
+
+
+def test_trains_without_validation_data_logging_its_training_loss(tmp_path):
+    """With no validation data a run monitors train/loss: the linear model logs it (the mean log-loss at the solution)."""
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY + NEUTRAL])
+    result = textsift.train(resolve({
+        "data": {"train": str(data), "validation_split": 0.0}, "model": {"type": "linear"},
+        "trainer": {"main_metric": "train/loss", "main_metric_mode": "min", "early_stopping": None},
+    }))
+    rows = TINY + NEUTRAL
+    predictor = result.predictor
+    probabilities = predictor.predict([t for t, _ in rows]).probabilities  # no calibration: the softmax of the logits
+    gold = [predictor.label_names.index(l) for _, l in rows]
+    expected = float(-np.mean(np.log(probabilities[np.arange(len(rows)), gold])))
+    assert result.state.history[-1]["train/loss"] == pytest.approx(expected, rel=1e-3)

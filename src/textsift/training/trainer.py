@@ -340,7 +340,8 @@ class Trainer:
         info = model.solve(train.ids, train.labels)  # type: ignore[operator]
         self.state.epoch = 1
         self.state.global_step = int(info["iterations"])
-        metrics = {"epoch": 1.0, "lr": 0.0, "train/examples_per_s": len(train) / max(info["seconds"], 1e-9)}
+        metrics = {"epoch": 1.0, "lr": 0.0, "train/examples_per_s": len(train) / max(info["seconds"], 1e-9),
+                   "train/loss": float(info["loss"])}
         if validation is not None:
             metrics.update(self.evaluate(validation, prefix="val", loss_fn=loss_fn))
         self._track_best(metrics)

@@ -144,6 +144,8 @@ class LinearClassifier(TorchClassifier):
             bias = np.full(num_labels, -30.0)  # a label with no training example is never predicted (warned about at load)
             weight[:, present], bias[present] = columns, intercepts
         iterations, converged = fitted.iterations, fitted.converged
+        # the training loss as the other models log it: per example, and per label for multilabel (BCE's mean)
+        loss = fitted.loss / max(int(labels.shape[1]), 1) if labels.ndim == 2 else fitted.loss
         if not converged:
             logger.warning("The solver stopped at model.max_iter=%d iterations before converging; raise it (or lower model.C).",
                            spec.max_iter)
@@ -153,7 +155,7 @@ class LinearClassifier(TorchClassifier):
         seconds = time.perf_counter() - t0
         logger.info("Linear model: %d examples x %d features (%d non-zeros), %d L-BFGS iterations, %.1f s",
                     n, self.vocab_size - 1, x.nnz, iterations, seconds)
-        return {"iterations": iterations, "converged": converged, "seconds": seconds, "nnz": int(x.nnz)}
+        return {"iterations": iterations, "converged": converged, "seconds": seconds, "nnz": int(x.nnz), "loss": loss}
 
 
 def _sample_weights(labels: np.ndarray, class_weight: str) -> np.ndarray | None:
@@ -173,6 +175,7 @@ class Fitted:
     bias: np.ndarray
     iterations: int
     converged: bool
+    loss: float = 0.0  # the mean log-loss on the training data at the solution (the penalty left out)
 
 
 def logistic_regression(
@@ -193,7 +196,7 @@ def logistic_regression(
     n, d = x.shape
     k = y.shape[1]
     if k == 0:  # nothing to fit (every label constant)
-        return Fitted(np.zeros((d, 0)), np.zeros(0), 0, True)
+        return Fitted(np.zeros((d, 0)), np.zeros(0), 0, True, 0.0)
     sw = np.ones((n, 1)) if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(n, -1)
     total = float(sw.sum()) if sw.shape[1] == 1 else n  # scikit-learn divides by the sum of the sample weights
     alpha = 1.0 / (C * total)
@@ -220,4 +223,6 @@ def logistic_regression(
         result = minimize(loss_grad, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
                           options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
     params = result.x
-    return Fitted(params[: d * k].reshape(d, k), params[d * k:], int(result.nit), result.nit < max_iter)
+    weight = params[: d * k].reshape(d, k)
+    data_loss = float(result.fun) - 0.5 * alpha * float(np.sum(weight * weight))
+    return Fitted(weight, params[d * k:], int(result.nit), result.nit < max_iter, data_loss)
