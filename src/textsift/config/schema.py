@@ -175,14 +175,14 @@ class TrainerConfig(Section):
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch; null: torch's default.")
     callbacks: list[Component(registry.callbacks)] = Field(default_factory=list)  # type: ignore[valid-type]
     log_every_steps: int = Field(50, ge=1)
-
-
-class ThresholdConfig(Section):
-    """How probabilities become labels: thresholds tuned on validation data (multilabel; binary's positive class)."""
     checkpoint_every_s: float = Field(
         60.0, ge=0.0, description="Checkpoint at an epoch's end once this many seconds have passed since the last "
         "checkpoint (0: every epoch), and always when training ends: an interruption loses at most about this much.",
     )
+
+
+class ThresholdConfig(Section):
+    """How probabilities become labels: thresholds tuned on validation data (multilabel; binary's positive class)."""
 
     tune: Literal["auto", "per_label", "global", "none"] = Field(
         "auto", description="auto: per_label for multilabel, none for single-label. Binary single-label: per_label or "
