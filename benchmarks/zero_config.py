@@ -34,8 +34,10 @@ import bag_vs_peers as peers  # noqa: E402
 from _markdown import write_section  # noqa: E402
 
 ROOT, SHARED = peers.ROOT, peers.SHARED
-DEV = ["trec", "emotion", "r8", "sst2"]  # the defaults (candidates, linear settings) were chosen looking at these
-CONFIRM = ["imdb", "spamassassin", "uci_sentences"]  # looked at only to confirm, after the defaults were fixed
+# the defaults (candidates, linear settings, the cross-validation rule) were chosen looking at these; uci_sentences
+# was a confirm set until its run of 2026-11-28 failed, and the cross-validation rule was made with it in view
+DEV = ["trec", "emotion", "r8", "sst2", "uci_sentences"]
+CONFIRM = ["imdb", "spamassassin"]  # looked at only to confirm, after the defaults were fixed
 # bag_vs_peers' datasets plus the two it leaves out; its helpers (split_data, run_fasttext, run_tfidf) read them from its FILES
 peers.FILES.update({"spamassassin": ("train.jsonl.gz", "test.jsonl.gz"), "uci_sentences": ("train.jsonl", "test.jsonl")})
 FILES = {name: peers.FILES[name] for name in DEV + CONFIRM}
@@ -109,8 +111,9 @@ def markdown(results: dict, command: str) -> str:
         "process, start-up, reading, training and predicting the test file).",
         "",
         "| dataset | role | textsift acc (auto chose) | fastText acc (epoch, lr) | TF-IDF+LR acc | textsift F1 | fastText F1 "
-        "| TF-IDF+LR F1 | textsift s | fastText s | time / fastText | acc - max(fastText, TF-IDF+LR) (points) | target met |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| TF-IDF+LR F1 | textsift s | fastText s | time / fastText | acc - max(fastText, TF-IDF+LR) (points) | target met "
+        "| measured |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results["datasets"].items():
         ts, ft, lr = r["textsift"], r["fasttext"], r["tfidf_lr"]
@@ -120,14 +123,16 @@ def markdown(results: dict, command: str) -> str:
             f"| {name} | {'develop' if name in DEV else 'confirm'} | {ts['accuracy']:.4f} ({ts['chosen']}) "
             f"| {ft['accuracy']:.4f} ({ft['epoch']}, {ft['lr']}) | {lr['accuracy']:.4f} | {ts['macro_f1']:.4f} "
             f"| {ft['macro_f1']:.4f} | {lr['macro_f1']:.4f} | {ts['wall_s']:.1f} | {ft['wall_s']:.1f} "
-            f"| {ts['wall_s'] / ft['wall_s']:.2f}x | {margin:+.2f} | {'yes' if ok else 'NO'} |"
+            f"| {ts['wall_s'] / ft['wall_s']:.2f}x | {margin:+.2f} | {'yes' if ok else 'NO'} | {r.get('measured', '')} |"
         )
     lines += [
         "",
         "Target (issue #12): accuracy >= tuned fastText's and >= TF-IDF+LR's - 0.5 point on every dataset; whole-process time "
         "<= 1.0x fastText's on imdb and <= 2.0x on emotion.",
-        f"develop: {', '.join(DEV)} (the candidates and the linear model's settings were chosen on these); "
+        f"develop: {', '.join(DEV)} (the candidates, the linear model's settings and the cross-validation rule were chosen on "
+        "these; uci_sentences was a confirm set until its run of 2026-11-28 failed, so it no longer counts as held out); "
         f"confirm: {', '.join(CONFIRM)} (run only after the defaults were fixed).",
+        "Rows measured on different days (see `measured`) ran on different commits; rerun all with the command above.",
         "<!-- zero_config:end -->",
     ]
     return "\n".join(lines)
@@ -139,15 +144,18 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="Print only; leave BENCHMARKS.md alone.")
     args = parser.parse_args()
     peers.warm_up()
-    results: dict = {"datasets": {}}
+    saved = ROOT / "benchmarks" / "results" / "zero_config.json"
+    results: dict = json.loads(saved.read_text()) if saved.is_file() else {"datasets": {}}  # rows not rerun are kept
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for name in args.datasets:
-            r = {"textsift": run_textsift(name, tmp), "fasttext": run_fasttext(name, tmp), "tfidf_lr": peers.run_tfidf(name)}
+            r = {"textsift": run_textsift(name, tmp), "fasttext": run_fasttext(name, tmp), "tfidf_lr": peers.run_tfidf(name),
+                 "measured": time.strftime("%Y-%m-%d %H:%M")}
             results["datasets"][name] = r
             print(name, json.dumps({k: {kk: vv for kk, vv in v.items() if kk not in ("grid", "leaderboard")} for k, v in r.items()}),
                   flush=True)
-    command = "python benchmarks/zero_config.py" + ("" if args.datasets == list(FILES) else " --datasets " + " ".join(args.datasets))
+    results["datasets"] = {name: results["datasets"][name] for name in FILES if name in results["datasets"]}
+    command = "python benchmarks/zero_config.py"
     section = markdown(results, command)
     print(section)
     if not args.no_write:
