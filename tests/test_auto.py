@@ -75,7 +75,8 @@ def test_resuming_a_finished_auto_run_trains_nothing_again(tmp_path):
 
 def test_a_small_held_out_split_is_replaced_by_cross_validation(tmp_path):
     """No validation file and few examples: each candidate is scored by 5-fold CV over train + validation (noise of
-    one small split and a network's best-epoch pick on it decide otherwise), then only the winner is trained."""
+    one small split and a network's best-epoch pick on it decide otherwise), then only the winner is trained, on all
+    of train + validation (test data given, no calibration: nothing else needs the held-out part)."""
     train = write_jsonl(tmp_path / "train.jsonl", suffix_task(300, 0))
     test = write_jsonl(tmp_path / "test.jsonl", suffix_task(100, 2))
     base = {"data": {"train": str(train), "test": str(test)}}
@@ -85,7 +86,10 @@ def test_a_small_held_out_split_is_replaced_by_cross_validation(tmp_path):
     assert board["linear"]["chosen"] and board["linear"]["cv/folds"] == 5 and board["bag"]["cv/folds"] == 5
     assert board["linear"]["val/accuracy"] > board["bag"]["val/accuracy"] + 0.2  # the folds' mean
     assert result.metrics["cv/folds"] == 5 and result.metrics["cv/val/accuracy"] == board["linear"]["val/accuracy"]
-    assert "val/accuracy" in result.metrics and result.metrics["test/accuracy"] > 0.9  # the winner's own run
+    assert result.metrics["test/accuracy"] > 0.9 and result.metrics["auto/trained_on_validation_too"] == 1.0
+    saved = load_config(tmp_path / "run" / "config.yaml")  # the config the model was trained with, on every example
+    assert saved.data.validation_split == 0 and saved.trainer.main_metric == "train/loss"
+    assert len(json.loads((tmp_path / "run" / "model" / "meta.json").read_text())["data"]) >= 1
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
     assert not (tmp_path / "run" / "candidates" / "bag" / "model").exists()
 
@@ -118,3 +122,11 @@ def test_linear_candidates_drop_character_ngrams_on_long_texts(tmp_path):
     _words_only_on_long_texts(candidates, Splits(long, splits.validation, None, splits.labels))
     assert [c.config.tokenizer.char_ngrams for c in candidates if c.config.model.type == "linear"] == [None, None]
     assert [c.config.tokenizer.char_ngrams for c in candidates if c.config.model.type == "bag"] == [None, (2, 5)]
+
+
+def test_without_test_data_the_cross_validated_winner_keeps_its_split_for_the_report(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", suffix_task(200, 0))
+    candidates = candidate_configs(lambda extra: load_config(base={"data": {"train": str(train)}}, overrides=extra), ["linear", "bag"])
+    result = train_auto(candidates, tmp_path / "run", budget_s=1, report=True)
+    assert result.metrics["auto/trained_on_validation_too"] == 0.0 and "val/accuracy" in result.metrics
+    assert (tmp_path / "run" / "report" / "report.html").is_file()

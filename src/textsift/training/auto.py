@@ -162,10 +162,14 @@ def train_auto(
         logger.info("auto: %s %s = %.4f (%.1f s)", cand.name, metric, cand.score, cand.seconds)
     scored = [c for c in candidates if c.score is not None]
     best = (max if mode == "max" else min)(scored, key=lambda c: c.score)  # type: ignore[arg-type, return-value]
-    if folds and not (output / "candidates" / best.name / "model").is_dir():  # cross-validated: now train the winner
-        logger.info("auto: training %s on the train / validation split", best.name)
-        train(best.config, output / "candidates" / best.name, resume=resume, splits=held, report=False,
-              callbacks=callbacks, final_checkpoint=False)
+    if folds:  # cross-validated: now train the winner, on all of train + validation when nothing needs held-out data
+        final_config, final_splits = _final_training(best, held, has_test=splits.test is not None)
+        if not (output / "candidates" / best.name / "model").is_dir():
+            logger.info("auto: training %s on %s", best.name,
+                        "all of train + validation" if final_splits.validation is None else "the train / validation split")
+            train(final_config, output / "candidates" / best.name, resume=resume, splits=final_splits, report=False,
+                  callbacks=callbacks, final_checkpoint=False)
+        best.config = final_config
     rows = _board_rows(candidates, metric, best.name)
     _save_board(output, rows, metric)
     logger.info("auto: chose %s (%s = %.4f) over %s", best.name, metric, best.score,
@@ -174,7 +178,7 @@ def train_auto(
         if c is not best:
             shutil.rmtree(output / "candidates" / c.name / "model", ignore_errors=True)
         (output / "candidates" / c.name / "checkpoint.safetensors").unlink(missing_ok=True)
-    return _finish(best, output, splits, report=report)
+    return _finish(best, output, splits, metric, report=report)
 
 
 def _train_candidate(
@@ -271,16 +275,44 @@ def _cross_validate(config: Config, folds: list[Splits], metric: str, deadline: 
 
     import numpy as np
 
-    per_fold = []
+    per_fold, epochs = [], []
     for k, fold in enumerate(folds):
         if deadline and k and time.perf_counter() >= deadline[0].at:
             return None
-        per_fold.append(train(config, None, splits=fold, report=False, callbacks=deadline).metrics)
+        result = train(config, None, splits=fold, report=False, callbacks=deadline)
+        per_fold.append(result.metrics)
+        epochs.append(result.state.best_epoch or result.state.epoch)
     keys = [k for k in per_fold[0] if k.startswith("val/") and "/per_label/" not in k and all(k in m for m in per_fold)]
     out = {k: float(np.mean([m[k] for m in per_fold])) for k in keys}
     out[f"cv/{metric}_std"] = float(np.std([m[metric] for m in per_fold], ddof=1))
     out["cv/folds"] = float(len(folds))
+    out["cv/best_epoch_median"] = float(np.median(epochs))
     return out
+
+
+def _final_training(best: Candidate, held: Splits, *, has_test: bool) -> tuple[Config, Splits]:
+    """The config and data the cross-validated winner is trained with.
+
+    On all of train + validation (the folds told which candidate is best, the split is not needed to choose), for
+    the median of the folds' best epoch counts, unless something needs held-out data: calibration, tuned
+    thresholds (multilabel), or the report when there is no test data. Measured with the linear model (test
+    accuracy, split -> all): trec 0.898 -> 0.902, r8 0.9712 -> 0.9712, uci_sentences 0.838 -> 0.845, emotion
+    0.875 -> 0.878. On larger data (no cross-validation) the winner keeps its split: training it again would
+    cost a whole run for that small gain.
+    """
+    config = best.config
+    needs_held_out = (not has_test or config.trainer.calibration != "none" or config.task != "single_label"
+                      or config.thresholds.tune not in ("auto", "none"))  # type: ignore[attr-defined]
+    if needs_held_out:
+        return config, held
+    from textsift.data.example import Dataset
+
+    epochs = max(1, int(round((best.metrics or {}).get("cv/best_epoch_median", config.trainer.epochs))))
+    trainer = config.trainer.model_copy(update={
+        "epochs": epochs, "main_metric": "train/loss", "main_metric_mode": "min", "early_stopping": None, "restore_best": False})
+    data = config.data.model_copy(update={"validation_split": 0.0})
+    pool = Dataset(f"{held.train.name} + validation", held.train.examples + held.validation.examples)  # type: ignore[union-attr]
+    return config.model_copy(update={"trainer": trainer, "data": data}), Splits(pool, None, None, held.labels)
 
 
 def _only_failed_start(output: Path) -> bool:
@@ -299,7 +331,7 @@ def _save_board(output: Path, rows: list[dict[str, Any]], metric: str) -> None:
     atomic_write_text(output / "leaderboard.csv", buf.getvalue())
 
 
-def _finish(best: Candidate, output: Path, splits: Splits, *, report: bool) -> Any:
+def _finish(best: Candidate, output: Path, splits: Splits, metric: str, *, report: bool) -> Any:
     """The winner becomes the run: its model directory, config, metrics on the test data and report."""
     from textsift import load
     from textsift.evaluation.evaluate import evaluation_data
@@ -318,9 +350,9 @@ def _finish(best: Candidate, output: Path, splits: Splits, *, report: bool) -> A
     metrics = dict(best.metrics or {})
     if "cv/folds" in metrics:  # chosen by cross-validation: the winner's own run on the split, the folds' means beside
         run_metrics = json.loads((source / "metrics.json").read_text(encoding="utf-8"))
-        metric = best.config.trainer.main_metric
         metrics = {**run_metrics, f"cv/{metric}": float(best.score), f"cv/{metric}_std": metrics[f"cv/{metric}_std"],  # type: ignore[arg-type]
-                   "cv/folds": metrics["cv/folds"]}
+                   "cv/folds": metrics["cv/folds"], "cv/best_epoch_median": metrics.get("cv/best_epoch_median", 1.0),
+                   "auto/trained_on_validation_too": float(best.config.data.validation_split == 0)}
     if splits.test is not None:
         evaluated = evaluation_data(predictor, splits.test)
         prefix = "test"
