@@ -121,7 +121,7 @@ def test_linear_candidates_drop_character_ngrams_on_long_texts(tmp_path):
     long = Dataset("long", [replace(ex, text=ex.text * (LONG_TEXTS // len(ex.text) + 1)) for ex in splits.train.examples])
     _words_only_on_long_texts(candidates, Splits(long, splits.validation, None, splits.labels))
     assert [c.config.tokenizer.char_ngrams for c in candidates if c.config.model.type == "linear"] == [None, None]
-    assert [c.config.tokenizer.char_ngrams for c in candidates if c.config.model.type == "bag"] == [None, (2, 5)]
+    assert [c.config.tokenizer.char_ngrams for c in candidates if c.config.model.type == "bag"] == [None]  # bags untouched
 
 
 def test_without_test_data_the_cross_validated_winner_keeps_its_split_for_the_report(tmp_path):
@@ -130,3 +130,16 @@ def test_without_test_data_the_cross_validated_winner_keeps_its_split_for_the_re
     result = train_auto(candidates, tmp_path / "run", budget_s=1, report=True)
     assert result.metrics["auto/trained_on_validation_too"] == 0.0 and "val/accuracy" in result.metrics
     assert (tmp_path / "run" / "report" / "report.html").is_file()
+
+
+def test_a_third_candidate_trains_while_the_second_is_still_training_beside(tmp_path):
+    """The linear candidates fit here while the bag trains in the second process (which alone takes seconds to start):
+    the third candidate uses that wait, whatever the budget, and the bag's result is still collected."""
+    train = write_jsonl(tmp_path / "train.jsonl", suffix_task(300, 0))
+    validation = write_jsonl(tmp_path / "val.jsonl", suffix_task(1000, 1))  # 1000: no cross-validation
+    base = {"data": {"train": str(train), "validation": str(validation)}}
+    candidates = candidate_configs(lambda extra: load_config(base=base, overrides=[*extra, "trainer.epochs=30"]))
+    assert [c.name for c in candidates] == ["linear", "bag", "linear-C30"]
+    train_auto(candidates, tmp_path / "run", budget_s=0.001, report=False)
+    board = {r["candidate"]: r for r in json.loads((tmp_path / "run" / "leaderboard.json").read_text())["candidates"]}
+    assert not any(r["skipped"] for r in board.values()) and all(r["val/accuracy"] for r in board.values())
