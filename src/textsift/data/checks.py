@@ -121,7 +121,7 @@ def check_exact_leakage(train: Dataset, others: Iterable[tuple[str, Dataset]], t
         if leaked:
             parts.append(f"{leaked} of {len(dataset)} {split} texts ({leaked / len(dataset):.1%}) also occur in train")
         rows += [{"split": split, "row": dataset.examples[j].row, "train_row": train.examples[i].row, "kind": "exact",
-                  "text": example_text(dataset.examples[j])} for i, j in pairs]
+                  "text": example_text(dataset.examples[j]), "train_text": example_text(train.examples[i])} for i, j in pairs]
     if not parts:
         return CheckResult("leakage_exact", "pass", "No validation or test text occurs in train (compared after normalising "
                            "case, punctuation, whitespace and unicode form).")

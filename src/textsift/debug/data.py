@@ -326,7 +326,7 @@ def _lengths(config: Config, splits: dict[str, Dataset]) -> tuple[list[CheckResu
     table = []
     for split, lens in lengths.items():
         row: dict[str, Any] = {"split": split, "unit": unit, "examples": len(splits[split]), "measured": len(lens)}
-        row.update({f"p{p}": float(np.percentile(lens, p)) for p in PERCENTILES})
+        row.update({f"p{p}": round(float(np.percentile(lens, p)), 1) for p in PERCENTILES})
         row["max"] = int(lens.max()) if len(lens) else 0
         if max_length is not None:
             row["max_length"] = max_length
