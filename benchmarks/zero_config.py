@@ -152,7 +152,7 @@ def main() -> None:
             r = {"textsift": run_textsift(name, tmp), "fasttext": run_fasttext(name, tmp), "tfidf_lr": peers.run_tfidf(name),
                  "measured": time.strftime("%Y-%m-%d %H:%M")}
             results["datasets"][name] = r
-            print(name, json.dumps({k: {kk: vv for kk, vv in v.items() if kk not in ("grid", "leaderboard")} for k, v in r.items()}),
+            print(name, json.dumps({k: {kk: vv for kk, vv in v.items() if kk not in ("grid", "leaderboard")} if isinstance(v, dict) else v for k, v in r.items()}),
                   flush=True)
     results["datasets"] = {name: results["datasets"][name] for name in FILES if name in results["datasets"]}
     command = "python benchmarks/zero_config.py"

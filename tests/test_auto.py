@@ -143,3 +143,22 @@ def test_a_third_candidate_trains_while_the_second_is_still_training_beside(tmp_
     train_auto(candidates, tmp_path / "run", budget_s=0.001, report=False)
     board = {r["candidate"]: r for r in json.loads((tmp_path / "run" / "leaderboard.json").read_text())["candidates"]}
     assert not any(r["skipped"] for r in board.values()) and all(r["val/accuracy"] for r in board.values())
+
+
+def test_a_zero_config_run_imports_neither_scikit_learn_nor_matplotlib_without_a_report(tmp_path):
+    """Start-up is part of the time to a model: scikit-learn's import alone cost about 2 s, matplotlib's 0.5 s."""
+    import subprocess
+    import sys
+
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY * 3])
+    code = (
+        "import sys\nfrom textsift.cli.app import main\n"
+        f"sys.argv = ['textsift', 'train', '--train', {str(data)!r}, '-o', {str(tmp_path / 'run')!r}, '--no-report', '-q']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'matplotlib', 'pandas'}))\n"
+    )
+    env = {**__import__("os").environ, "TEXTSIFT_AUTO_SEQUENTIAL": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()

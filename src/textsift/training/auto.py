@@ -2,16 +2,21 @@
 
 What a user runs first (``textsift train --train FILE``, no model named) should hold on data nobody tuned it
 on. No single default does: TF-IDF + logistic regression wins on long or topical texts, the bag of n-grams on
-short noisy ones. So the candidates are trained one after the other on the same train / validation split
-(cheapest first) until the time budget is spent; the one with the best validation metric is the run's model.
-When the validation data is a small held-out part of the training data (under :data:`CV_BELOW` examples), one
-split decides by noise (on 240 validation sentences three examples told two candidates apart, the other way round
-from the test data), and a network's validation score is the best of its epochs on those same examples, an
-optimistic pick; there each candidate is scored by stratified :data:`CV_FOLDS`-fold cross-validation over
-train + validation, and only the winner is then trained on the usual split.
+short noisy ones. So the candidates are trained on the same train / validation split (cheapest and most often
+best first) until the time budget is spent; the one with the best validation metric is the run's model.
+
+* The first two (linear, bag) always train, side by side: the linear fit uses one core, the bag takes the other
+  in a second process; while the bag still trains, the next candidate trains here. After them a budget of a few
+  bag runs (or ``--budget``) decides whether more start, and one past it stops at the end of its epoch.
+* When the validation data is a small held-out part of the training data (under :data:`CV_BELOW` examples), one
+  split decides by noise (on 240 validation sentences three examples told two candidates apart, the other way
+  round from the test data), and a network's validation score is the best of its epochs on those same examples,
+  an optimistic pick. There each candidate is scored by stratified :data:`CV_FOLDS`-fold cross-validation over
+  train + validation, and the winner alone is then trained, on all of it (see :func:`_final_training`).
+* On larger data the winner keeps the split it was chosen on (training it again would cost a whole run).
+
 A leaderboard (``leaderboard.csv`` / ``.json``) is logged and saved in the run directory, each candidate's run
-in ``candidates/NAME/`` (its model directory is removed unless it won), its result in ``candidates/NAME.json``. The winner is not retrained on
-train + validation: it keeps the validation split it was chosen on, for calibration and thresholds.
+in ``candidates/NAME/`` (its model directory is removed unless it won), its result in ``candidates/NAME.json``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from textsift.backends.torch.runtime import resolve_device  # noqa: F401 (also imported from here by the run)
 from textsift.batching import EncodedDataset, collate, eval_batches, epoch_batches
 from textsift.config.schema import TrainerConfig
 from textsift.errors import ConfigError
@@ -28,15 +29,6 @@ logger = logging.getLogger(__name__)
 
 def to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items() if k != "index"}
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.device is '{name}' but no CUDA device is available. Use 'cpu' or 'auto'.")
-    return device
 
 
 @torch.no_grad()
