@@ -284,7 +284,8 @@ def run_dataset(name: str) -> dict:
     report = debug_data(config_for(name))
     seconds = time.perf_counter() - t
     out = {"dataset": name, "seconds": seconds, "summary": report.summary_line(),
-           "checks": {c.name: {"status": c.status, "message": c.message, "rows": len(c.rows)} for c in report.checks}}
+           "checks": {c.name: {"status": c.status, "message": c.message, "rows": len(c.rows),
+                               "distinct_rows": len({(r.get("split"), r.get("row")) for r in c.rows})} for c in report.checks}}
     if name == "sst2":
         out["sst2_inside"] = sst2_inside(report)
     return out
@@ -330,8 +331,8 @@ def section(results: dict) -> str:
                   f"leakage {t['leakage_s']:.1f} s, lengths {t['lengths_s']:.1f} s. {r['summary']}.", ""]
     if results.get("datasets"):
         lines += ["**Every dataset** (`debug data` with all checks; label noise 10-fold except multi-label goemotions). Leaks: "
-                  "validation/test rows with a copy in train (exact: ignoring case, punctuation, whitespace; near: word Jaccard >= 0.8); "
-                  "repeated and conflicting: rows inside a split; label issues: rows of label_issues.csv (estimated noise).", "",
+                  "validation/test rows with at least one copy in train (exact: ignoring case, punctuation, whitespace; near: word Jaccard >= 0.8); "
+                  "repeated: rows repeating an earlier row of their split; conflicting: rows of texts that have two labels in a split; label issues: rows of label_issues.csv (estimated noise).", "",
                   "| dataset | summary | exact leaks | near leaks | repeated texts | rows with conflicting labels | label issues | other warnings | s |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in results["datasets"]:
@@ -342,7 +343,7 @@ def section(results: dict) -> str:
             shown = {"leakage_exact", "leakage_near", "duplicates", "conflicting_labels", "label_noise"}
             other = "; ".join(f"{name}: {v['message'].split(':')[0] if name == 'label_balance' else v['message'].split('(')[0].strip()}"
                               for name, v in c.items() if v["status"] in ("warn", "fail") and name not in shown)
-            lines.append(f"| {r['dataset']} | {r['summary']} | {c.get('leakage_exact', {}).get('rows', 0)} | {c.get('leakage_near', {}).get('rows', 0)} | "
+            lines.append(f"| {r['dataset']} | {r['summary']} | {c.get('leakage_exact', {}).get('distinct_rows', 0)} | {c.get('leakage_near', {}).get('distinct_rows', 0)} | "
                          f"{c.get('duplicates', {}).get('rows', 0)} | {c.get('conflicting_labels', {}).get('rows', 0)} | {issues} | "
                          f"{other.replace('|', '/')} | {r['seconds']:.0f} |")
         sst = next((r["sst2_inside"] for r in results["datasets"] if "sst2_inside" in r), None)
