@@ -87,6 +87,8 @@ def test_a_small_held_out_split_is_replaced_by_cross_validation(tmp_path):
     assert board["linear"]["val/accuracy"] > board["bag"]["val/accuracy"] + 0.2  # the folds' mean
     assert result.metrics["cv/folds"] == 5 and result.metrics["cv/val/accuracy"] == board["linear"]["val/accuracy"]
     assert result.metrics["test/accuracy"] > 0.9 and result.metrics["auto/trained_on_validation_too"] == 1.0
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert f"{result.metrics['test/accuracy']:.4f}"[:5] in card and "test" in card  # the card has the test metrics
     saved = load_config(tmp_path / "run" / "config.yaml")  # the config the model was trained with, on every example
     assert saved.data.validation_split == 0 and saved.trainer.main_metric == "train/loss"
     assert len(json.loads((tmp_path / "run" / "model" / "meta.json").read_text())["data"]) >= 1

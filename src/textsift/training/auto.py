@@ -387,6 +387,9 @@ def _finish(best: Candidate, output: Path, splits: Splits, metric: str, *, repor
                      title=f"{best.config.model.type} (auto) on {splits.validation.name}")  # type: ignore[union-attr, attr-defined]
     metrics["auto/candidates"] = float(sum(1 for _ in (output / "candidates").glob("*.json")))
     atomic_write_text(output / "metrics.json", json.dumps(metrics, indent=1))
+    from textsift.debug.card import write_card
+
+    write_card(target)  # the card again: the candidate's run wrote it before there were test metrics
     state = TrainerState()
     state.stop_reason = f"auto chose {best.name}"
     return TrainResult(predictor, metrics, state, output, {"total_s": best.seconds})
