@@ -97,8 +97,6 @@ def train_auto(
     The first two candidates always train. Without ``budget_s`` the budget is a few times the time of one bag run
     (:data:`DEFAULT_BUDGET_BAG_RUNS`), so it scales with the data.
     """
-    from textsift.training.run import train
-
     if not candidates:
         raise ConfigError("--model auto: no candidate models to choose from.")
     output = Path(output)
@@ -187,8 +185,8 @@ def train_auto(
         if not (output / "candidates" / best.name / "model").is_dir():
             logger.info("auto: training %s on %s", best.name,
                         "all of train + validation" if final_splits.validation is None else "the train / validation split")
-            train(final_config, output / "candidates" / best.name, resume=resume, splits=final_splits, report=False,
-                  callbacks=callbacks, final_checkpoint=False)
+            _train_candidate(final_config, output / "candidates" / best.name, final_splits, [], metric, resume=resume,
+                             callbacks=callbacks)
         best.config = final_config
     rows = _board_rows(candidates, metric, best.name)
     _save_board(output, rows, metric)
@@ -267,8 +265,9 @@ def _cv_folds(config: Config, held: Splits) -> list[Splits]:
 
     if config.data.validation is not None or held.validation is None or len(held.validation) >= CV_BELOW:
         return []
-    pool = held.train.examples + held.validation.examples
-    assignment = fold_assignment(stratification_labels(held.labels.encode(Dataset("pool", pool))), CV_FOLDS, config.seed)
+    pooled = _pooled(held)
+    pool = pooled.examples
+    assignment = fold_assignment(stratification_labels(held.labels.encode(pooled)), CV_FOLDS, config.seed)
     logger.info("auto: %d validation examples: candidates are compared by %d-fold cross-validation over %d examples",
                 len(held.validation), CV_FOLDS, len(pool))
     return [Splits(Dataset(f"folds other than {k + 1}", [ex for ex, f in zip(pool, assignment) if f != k]),
@@ -325,14 +324,18 @@ def _final_training(best: Candidate, held: Splits, *, has_test: bool) -> tuple[C
                       or config.thresholds.tune not in ("auto", "none"))  # type: ignore[attr-defined]
     if needs_held_out:
         return config, held
-    from textsift.data.example import Dataset
-
     epochs = max(1, int(round((best.metrics or {}).get("cv/best_epoch_median", config.trainer.epochs))))
     trainer = config.trainer.model_copy(update={
         "epochs": epochs, "main_metric": "train/loss", "main_metric_mode": "min", "early_stopping": None, "restore_best": False})
     data = config.data.model_copy(update={"validation_split": 0.0})
-    pool = Dataset(f"{held.train.name} + validation", held.train.examples + held.validation.examples)  # type: ignore[union-attr]
-    return config.model_copy(update={"trainer": trainer, "data": data}), Splits(pool, None, None, held.labels)
+    return config.model_copy(update={"trainer": trainer, "data": data}), Splits(_pooled(held), None, None, held.labels)
+
+
+def _pooled(held: Splits) -> Any:
+    """Train and validation examples as one dataset (what cross-validation folds and the final training use)."""
+    from textsift.data.example import Dataset
+
+    return Dataset(f"{held.train.name} + validation", held.train.examples + held.validation.examples)  # type: ignore[union-attr]
 
 
 def _only_failed_start(output: Path) -> bool:

@@ -4,9 +4,10 @@ The features are the tokenizer's n-gram ids (by default hashed word 1-2 grams an
 words, rare ones dropped), weighted as scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` does: tf is
 ``1 + log(count)``, idf ``log((1 + n) / (1 + df)) + 1`` fitted on the training texts, each row L2-normalised.
 The network computes these weights itself from the ids (one implementation, used for fitting and for
-prediction), then a linear layer. Fitting hands the same features, as a sparse matrix, to scikit-learn's
-L-BFGS logistic regression (multinomial; multilabel: one binary problem per label) and copies its
-coefficients into the layer: the model directory holds safetensors like every other model, never a pickle.
+prediction), then a linear layer. Fitting hands the same features, as a sparse matrix, to
+:func:`logistic_regression` (scikit-learn's L-BFGS objective, minimised by scipy: multinomial; binary and
+multilabel: a sigmoid per label) and copies the coefficients into the layer: the model directory holds
+safetensors like every other model, never a pickle.
 """
 
 from __future__ import annotations
@@ -116,13 +117,13 @@ class LinearClassifier(TorchClassifier):
         x.sum_duplicates()
         spec = self.spec
         num_labels = self.bias.numel()
+        weight = np.zeros((self.vocab_size, num_labels))
         if labels.ndim == 2:  # multilabel: one binary problem per label, solved side by side
             y = labels.astype(np.float64)
             varies = y.min(axis=0) < y.max(axis=0)  # a label always (or never) present gets a constant decision
             sw = _sample_weights(labels, spec.class_weight)
             fitted = logistic_regression(x, y[:, varies], spec.C, "binary", None if sw is None else sw[:, varies],
                                          spec.max_iter, spec.tol)
-            weight = np.zeros((self.vocab_size, num_labels))
             bias = np.where(y[0] > 0, 10.0, -10.0)
             weight[:, varies], bias[varies] = fitted.weight, fitted.bias
         else:
@@ -140,7 +141,6 @@ class LinearClassifier(TorchClassifier):
                 fitted = logistic_regression(x, y, spec.C, "multinomial", _sample_weights(labels, spec.class_weight),
                                              spec.max_iter, spec.tol)
                 columns, intercepts = fitted.weight, fitted.bias
-            weight = np.zeros((self.vocab_size, num_labels))
             bias = np.full(num_labels, -30.0)  # a label with no training example is never predicted (warned about at load)
             weight[:, present], bias[present] = columns, intercepts
         iterations, converged = fitted.iterations, fitted.converged
