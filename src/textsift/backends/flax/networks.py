@@ -1,0 +1,273 @@
+"""The Flax NNX networks of the backend-neutral model specs: bag, cnn, lstm and gru.
+
+Each network maps a padded batch (``ids [batch, width]`` int32 padded with 0, ``lengths [batch]``) to logits
+``[batch, labels]``. ``key``: a PRNG key for dropout in training; ``None`` at evaluation (no dropout). Padding
+never changes a text's result: embeddings, convolution outputs and recurrent states are masked by length, so a
+text gives the same logits however wide the bucket it is padded into (see :mod:`textsift.backends.flax.shapes`).
+
+A spec the backend has no network for is a :class:`~textsift.errors.ConfigError` naming ``backend``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from textsift.errors import ConfigError
+
+Batch = dict[str, jax.Array]
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": jax.nn.relu, "gelu": lambda x: jax.nn.gelu(x, approximate=False), "silu": jax.nn.silu, "elu": jax.nn.elu,
+    "tanh": jnp.tanh, "leaky_relu": lambda x: jax.nn.leaky_relu(x, 0.01),
+}
+
+
+def _keys(key: jax.Array | None, n: int) -> list[jax.Array | None]:
+    return [None] * n if key is None else list(jax.random.split(key, n))
+
+
+def _dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
+    if key is None or rate == 0.0:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+def _mask(batch: Batch) -> jax.Array:
+    """``[batch, width]``: True at a text's own positions, False at padding."""
+    ids = batch["ids"]
+    return jnp.arange(ids.shape[1])[None, :] < batch["lengths"][:, None]
+
+
+def _torch_linear(in_dim: int, out_dim: int, rngs: nnx.Rngs) -> nnx.Linear:
+    """A dense layer initialised as torch's nn.Linear (uniform in +-1/sqrt(fan_in)), so both backends start alike."""
+    bound = 1.0 / math.sqrt(in_dim)
+    init = jax.nn.initializers.uniform(2 * bound)
+    return nnx.Linear(in_dim, out_dim, rngs=rngs,
+                      kernel_init=lambda k, s, d=jnp.float32: init(k, s, d) - bound,
+                      bias_init=lambda k, s, d=jnp.float32: init(k, s, d) - bound)
+
+
+class Head(nnx.Module):
+    """The classification head of every model: (dropout, linear, activation) per hidden layer, dropout, linear."""
+
+    def __init__(self, spec: Any, in_dim: int, num_labels: int, rngs: nnx.Rngs) -> None:
+        if spec.activation not in ACTIVATIONS:
+            raise ConfigError(f"model.head.activation '{spec.activation}': the flax backend has "
+                              f"{', '.join(ACTIVATIONS)}; choose one of them or backend: torch.")
+        dims = [in_dim, *spec.hidden_dims, num_labels]
+        self.layers = nnx.data([_torch_linear(a, b, rngs) for a, b in zip(dims[:-1], dims[1:])])
+        self.activation = spec.activation
+        self.dropout = spec.dropout
+
+    def __call__(self, x: jax.Array, key: jax.Array | None) -> jax.Array:
+        keys = _keys(key, len(self.layers))
+        act = ACTIVATIONS[self.activation]
+        for i, layer in enumerate(self.layers):
+            x = layer(_dropout(x, self.dropout, keys[i]))
+            if i < len(self.layers) - 1:
+                x = act(x)
+        return x
+
+
+class BagNetwork(nnx.Module):
+    """Mean (sum, max) of feature embeddings over a text's ids, then the head; fastText's initialisation."""
+
+    def __init__(self, spec: Any, vocab_size: int, num_labels: int, rngs: nnx.Rngs) -> None:
+        bound = 1.0 / spec.embed_dim
+        table = jax.random.uniform(rngs.params(), (vocab_size, spec.embed_dim), jnp.float32, -bound, bound)
+        self.embedding = nnx.Param(table.at[0].set(0.0))
+        self.head = Head(spec.head, spec.embed_dim, num_labels, rngs)
+        self.pooling = spec.pooling
+        self.feature_dropout = spec.feature_dropout
+
+    def pool(self, vectors: jax.Array, mask: jax.Array) -> jax.Array:
+        """Pool ``vectors [batch, width, dim]`` over the positions of ``mask``; an empty text pools to zeros."""
+        m = mask[:, :, None]
+        if self.pooling == "max":
+            pooled = jnp.where(m, vectors, -jnp.inf).max(axis=1)
+            return jnp.where(mask.any(axis=1)[:, None], pooled, 0.0)
+        summed = jnp.where(m, vectors, 0.0).sum(axis=1)
+        if self.pooling == "sum":
+            return summed
+        return summed / jnp.maximum(mask.sum(axis=1), 1)[:, None].astype(vectors.dtype)
+
+    def features(self, batch: Batch, key: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
+        mask = _mask(batch)
+        head_key = None
+        if key is not None:
+            drop_key, head_key = jax.random.split(key)
+            if self.feature_dropout > 0:
+                mask = mask & jax.random.bernoulli(drop_key, 1.0 - self.feature_dropout, mask.shape)
+        return mask, head_key
+
+    def __call__(self, batch: Batch, key: jax.Array | None = None) -> jax.Array:
+        mask, head_key = self.features(batch, key)
+        return self.head(self.pool(self.embedding[...][batch["ids"]], mask), head_key)
+
+
+class _ConvBlock(nnx.Module):
+    def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, activation: str, dropout: float,
+                 rngs: nnx.Rngs) -> None:
+        bound = 1.0 / math.sqrt(in_dim * kernel)  # torch's Conv1d initialisation
+        init = jax.nn.initializers.uniform(2 * bound)
+        self.conv = nnx.Conv(in_dim, out_dim, kernel_size=(kernel,), strides=(stride,), padding=[(kernel // 2, kernel // 2)],
+                             rngs=rngs, kernel_init=lambda k, s, d=jnp.float32: init(k, s, d) - bound,
+                             bias_init=lambda k, s, d=jnp.float32: init(k, s, d) - bound)
+        self.norm = nnx.LayerNorm(out_dim, epsilon=1e-5, rngs=rngs)
+        self.activation = activation
+        self.stride = stride
+        self.dropout = dropout
+
+    def __call__(self, x: jax.Array, key: jax.Array | None) -> jax.Array:  # x: [B, L, C]
+        width = -(-x.shape[1] // self.stride)  # outputs whose window starts inside the input
+        y = self.conv(x)[:, :width]
+        return _dropout(ACTIVATIONS[self.activation](self.norm(y)), self.dropout, key)
+
+
+class CnnNetwork(nnx.Module):
+    """Embedding, two convolution blocks (conv, layer norm, activation, dropout), global max pool, head."""
+
+    def __init__(self, spec: Any, vocab_size: int, num_labels: int, rngs: nnx.Rngs) -> None:
+        stride = getattr(spec, "stride", 1)
+        self.embedding = nnx.Embed(vocab_size, spec.embed_dim, rngs=rngs,
+                                   embedding_init=jax.nn.initializers.normal(1.0))
+        self.block1 = _ConvBlock(spec.embed_dim, spec.channels, spec.kernel_size, stride, spec.activation, spec.dropout, rngs)
+        self.block2 = _ConvBlock(spec.channels, spec.channels, spec.kernel_size, stride, spec.activation, spec.dropout, rngs)
+        self.head = Head(spec.head, spec.channels, num_labels, rngs)
+        self.stride = stride
+
+    def __call__(self, batch: Batch, key: jax.Array | None = None) -> jax.Array:
+        k1, k2, k3 = _keys(key, 3)
+        lengths = batch["lengths"]
+        x = self.embedding(batch["ids"]) * _mask(batch)[:, :, None]  # padding is zero, as the convolution's own padding
+        x = self.block1(x, k1)
+        x = x * (jnp.arange(x.shape[1])[None, :] * self.stride < lengths[:, None])[:, :, None]
+        x = self.block2(x, k2)
+        valid = jnp.arange(x.shape[1])[None, :] * self.stride * self.stride < lengths[:, None]
+        pooled = jnp.where(valid[:, :, None], x, -jnp.inf).max(axis=1)
+        return self.head(pooled, k3)
+
+
+class _Recurrence(nnx.Module):
+    """One direction of one LSTM or GRU layer (torch's gate order and initialisation)."""
+
+    def __init__(self, cell: str, in_dim: int, hidden: int, rngs: nnx.Rngs) -> None:
+        gates = 4 if cell == "lstm" else 3
+        self.cell = cell
+        self.hidden = hidden
+        bound = 1.0 / math.sqrt(hidden)
+        u = lambda shape: jax.random.uniform(rngs.params(), shape, jnp.float32, -bound, bound)  # noqa: E731
+        self.w_in = nnx.Param(u((in_dim, gates * hidden)))
+        self.b_in = nnx.Param(u((gates * hidden,)))
+        self.w_h = nnx.Param(u((hidden, gates * hidden)))
+        self.b_h = nnx.Param(u((gates * hidden,)))
+
+    def __call__(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``x [B, L, D]``, ``valid [B, L]`` -> outputs ``[B, L, H]`` and the state after each text's last id.
+
+        The state stops changing past a text's length: the final state is that of its last id."""
+        h_size, w_h, b_h = self.hidden, self.w_h[...], self.b_h[...]
+        projected = jnp.swapaxes(x @ self.w_in[...] + self.b_in[...], 0, 1)  # [L, B, G*H]: inputs, all steps at once
+        steps = jnp.swapaxes(valid, 0, 1)[:, :, None]
+        batch = x.shape[0]
+        zeros = jnp.zeros((batch, h_size), x.dtype)
+
+        if self.cell == "lstm":
+            def step(carry: tuple[jax.Array, jax.Array], inp: tuple[jax.Array, jax.Array]) -> tuple[Any, jax.Array]:
+                h, c = carry
+                xp, keep = inp
+                g = xp + h @ w_h + b_h
+                i, f, gg, o = jnp.split(g, 4, axis=-1)
+                c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
+                h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
+                h, c = jnp.where(keep, h_new, h), jnp.where(keep, c_new, c)
+                return (h, c), h
+
+            (h, _), out = jax.lax.scan(step, (zeros, zeros), (projected, steps))
+        else:
+            def step(carry: jax.Array, inp: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:  # type: ignore[misc]
+                h = carry
+                xp, keep = inp
+                hp = h @ w_h + b_h
+                xr, xz, xn = jnp.split(xp, 3, axis=-1)
+                hr, hz, hn = jnp.split(hp, 3, axis=-1)
+                r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
+                n = jnp.tanh(xn + r * hn)
+                h = jnp.where(keep, (1.0 - z) * n + z * h, h)
+                return h, h
+
+            h, out = jax.lax.scan(step, zeros, (projected, steps))
+        return jnp.swapaxes(out, 0, 1), h
+
+
+def _reverse_within_length(x: jax.Array, lengths: jax.Array) -> jax.Array:
+    """Reverse each row's first ``length`` positions (padding stays where it is); its own inverse."""
+    width = x.shape[1]
+    pos = jnp.arange(width)[None, :]
+    index = jnp.where(pos < lengths[:, None], lengths[:, None] - 1 - pos, pos)
+    return jnp.take_along_axis(x, index[:, :, None] if x.ndim == 3 else index, axis=1)
+
+
+class RnnNetwork(nnx.Module):
+    """LSTM or GRU layers (optionally bidirectional) over embeddings, last / mean / max pooling, head."""
+
+    def __init__(self, spec: Any, vocab_size: int, num_labels: int, rngs: nnx.Rngs) -> None:
+        self.embedding = nnx.Embed(vocab_size, spec.embed_dim, rngs=rngs, embedding_init=jax.nn.initializers.normal(1.0))
+        directions = 2 if spec.bidirectional else 1
+        layers = []
+        for layer in range(spec.layers):
+            in_dim = spec.embed_dim if layer == 0 else spec.hidden_size * directions
+            layers.append([_Recurrence(spec.type, in_dim, spec.hidden_size, rngs) for _ in range(directions)])
+        self.layers = nnx.data(layers)
+        self.head = Head(spec.head, spec.hidden_size * directions, num_labels, rngs)
+        self.pooling = spec.pooling
+        self.dropout = spec.dropout
+
+    def __call__(self, batch: Batch, key: jax.Array | None = None) -> jax.Array:
+        keys = _keys(key, len(self.layers) + 2)
+        lengths = batch["lengths"]
+        valid = _mask(batch)
+        x = _dropout(self.embedding(batch["ids"]), self.dropout, keys[0])
+        finals: list[jax.Array] = []
+        for i, directions in enumerate(self.layers):
+            if i > 0:  # torch's dropout between stacked layers
+                x = _dropout(x, self.dropout, keys[i])
+            outs, finals = [], []
+            for d, rnn in enumerate(directions):
+                inp = x if d == 0 else _reverse_within_length(x, lengths)
+                out, final = rnn(inp, valid)
+                outs.append(out if d == 0 else _reverse_within_length(out, lengths))
+                finals.append(final)
+            x = jnp.concatenate(outs, axis=-1)
+        if self.pooling == "last":
+            pooled = jnp.concatenate(finals, axis=-1)
+        elif self.pooling == "mean":
+            pooled = jnp.where(valid[:, :, None], x, 0.0).sum(1) / jnp.maximum(lengths, 1)[:, None].astype(x.dtype)
+        else:
+            pooled = jnp.where(valid[:, :, None], x, -jnp.inf).max(1)
+            pooled = jnp.where((lengths > 0)[:, None], pooled, 0.0)
+        return self.head(_dropout(pooled, self.dropout, keys[-2]), keys[-1])
+
+
+#: the networks of this backend, by model type (the config's ``backend: flax`` allows these; see config.schema)
+NETWORKS: dict[str, type[nnx.Module]] = {"bag": BagNetwork, "cnn": CnnNetwork, "lstm": RnnNetwork, "gru": RnnNetwork}
+
+
+def build_network(spec: Any, *, vocab_size: int, num_labels: int, seed: int) -> nnx.Module:
+    """The network of ``spec`` with fresh weights drawn from ``seed``."""
+    cls = NETWORKS.get(spec.type)
+    if cls is None:
+        raise ConfigError(f"model.type '{spec.type}' has no network on the flax backend (it has {', '.join(NETWORKS)}). "
+                          "Set backend: torch for this model, or choose one of those.")
+    return cls(spec, vocab_size, num_labels, nnx.Rngs(params=seed))
+
+
+def count_parameters(network: nnx.Module) -> int:
+    return int(sum(x.size for x in jax.tree.leaves(nnx.state(network, nnx.Param))))

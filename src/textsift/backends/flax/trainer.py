@@ -1,0 +1,323 @@
+"""The flax training loop: a jitted step over split NNX state, driving the same callbacks as the torch trainer.
+
+The network is split once (``nnx.split``) into its graph and parameters; the step is one ``jax.jit`` function of
+(parameters, optimizer state, batch, schedule factor, step number) that merges the graph inside, so nothing walks the
+object graph per call. Batches come from the same :func:`~textsift.batching.epoch_batches` as torch (a pure function
+of seed and epoch, so a resumed run replays them) and are padded to a bucketed width and a fixed number of rows
+(:mod:`.shapes`): the step compiles once per width bucket. Dropout keys are ``fold_in(key(seed), global_step)``, so a
+resumed run draws the same masks as an uninterrupted one, and a checkpoint needs no random state.
+
+Callbacks see the same :class:`~textsift.training.callbacks.TrainerState`, metrics and hooks as with torch, and ask
+for a stop or a checkpoint the same way (``trainer.state.should_stop``, ``trainer.save_checkpoint()``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from textsift.backends.flax import weights as wio
+from textsift.backends.flax.networks import BagNetwork
+from textsift.backends.flax.optim import Loss, build_optimizer
+from textsift.backends.flax.parallel import DataParallel
+from textsift.backends.flax.shapes import bucket_rows, padded_batch
+from textsift.batching import EncodedDataset, epoch_batches, eval_batches
+from textsift.config.schema import TrainerConfig
+from textsift.errors import CheckpointError, ConfigError
+from textsift.evaluation.metrics import classification_metrics, multilabel_metrics
+from textsift.training.callbacks import Callback, EarlyStopping, TrainerState, is_better
+
+logger = logging.getLogger(__name__)
+
+
+def param_labels(network: nnx.Module, params: Any, sparse: bool) -> Any:
+    """Each parameter's optimizer group: "sparse" (the bag's table with sparse updates), "no_decay" (fewer than
+    2 dimensions: biases, norms) or "decay"."""
+    bag = isinstance(network, BagNetwork) and sparse
+
+    def label(path: tuple[Any, ...], leaf: Any) -> str:
+        name = wio._name(path)
+        if bag and name == "embedding":
+            return "sparse"
+        return "decay" if np.ndim(leaf) >= 2 else "no_decay"
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
+class Forward:
+    """Logits of a split network, jitted once per (rows, width) shape: what evaluation and the runtime run."""
+
+    def __init__(self, graphdef: Any) -> None:
+        def forward(params: Any, ids: jax.Array, lengths: jax.Array) -> jax.Array:
+            return nnx.merge(graphdef, params)({"ids": ids, "lengths": lengths}, None)
+
+        self.fn = jax.jit(forward)
+
+    def logits(self, params: Any, data: EncodedDataset, batch_size: int, parallel: DataParallel | None = None) -> np.ndarray:
+        """Logits for every example of ``data``, in order (length-sorted batches inside, rows and widths bucketed)."""
+        out: np.ndarray | None = None
+        multiple = parallel.size if parallel is not None else 1
+        for index in eval_batches(data.ids.lengths, batch_size):
+            batch = padded_batch(data.ids, index, bucket_rows(len(index), multiple))
+            if parallel is not None:
+                placed = parallel.shard({"ids": batch["ids"], "lengths": batch["lengths"]})
+                logits = np.asarray(self.fn(params, placed["ids"], placed["lengths"]))
+            else:
+                logits = np.asarray(self.fn(params, batch["ids"], batch["lengths"]))
+            if out is None:
+                out = np.empty((len(data), logits.shape[1]), np.float32)
+            out[index] = logits[: len(index)]
+        return out if out is not None else np.zeros((0, 0), np.float32)
+
+
+class FlaxTrainer:
+    """Trains an NNX network (from :func:`~textsift.backends.flax.networks.build_network`) with the trainer settings.
+
+    The same constructor and ``fit`` as the torch :class:`~textsift.training.trainer.Trainer`; ``loss_fn`` is a
+    :class:`~textsift.backends.flax.optim.Loss`. ``devices``: the devices of the ``data`` mesh (all local ones).
+    """
+
+    def __init__(
+        self,
+        config: TrainerConfig,
+        *,
+        seed: int,
+        model_spec: Any = None,
+        label_names: Sequence[str],
+        callbacks: Sequence[Callback] = (),
+        checkpoint_path: Path | None = None,
+        devices: list[Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.seed = seed
+        self.model_spec = model_spec
+        self.label_names = list(label_names)
+        self.checkpoint_path = checkpoint_path
+        self.batch_size = 0
+        self.state = TrainerState()
+        self.callbacks: list[Callback] = list(callbacks)
+        self.callbacks += [spec.build() for spec in config.callbacks]  # type: ignore[attr-defined]
+        if config.early_stopping is not None:
+            self.callbacks.append(EarlyStopping(config.early_stopping, config.main_metric, config.main_metric_mode))
+        self.parallel = DataParallel(devices)
+        self.model: nnx.Module | None = None
+        self.graphdef: Any = None
+        self.params: Any = None
+        self.opt_state: Any = None
+        self.best_params: Any = None
+        self.tx: optax.GradientTransformation | None = None
+        self.forward: Forward | None = None
+        self._step: Any = None
+        self.shapes_compiled: set[tuple[int, ...]] = set()  # (rows, width) of each training step shape run
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    # -- building ------------------------------------------------------------------------------
+    def _batch_size(self, train: EncodedDataset) -> int:
+        if self.config.batch_size != "auto":
+            return int(self.config.batch_size)
+        if self.model_spec is None:
+            raise ConfigError("trainer.batch_size: 'auto' needs the model's spec; give the trainer model_spec=...")
+        size = self.model_spec.auto_batch_size(len(train), float(train.ids.lengths.mean()) if len(train) else 0.0)
+        logger.info("trainer.batch_size auto: %d (%d examples, %.0f ids each on average)", size, len(train), train.ids.lengths.mean())
+        return int(size)
+
+    def _build(self, model: nnx.Module, loss_fn: Loss) -> None:
+        cfg = self.config
+        if cfg.precision != "32":
+            logger.info("trainer.precision %s: the flax backend trains in fp32.", cfg.precision)
+        if cfg.accumulate_grad_batches != 1:
+            raise ConfigError("trainer.accumulate_grad_batches: the flax backend takes each batch whole; set it to 1 "
+                              "(or lower trainer.batch_size), or use backend: torch.")
+        self.model = model
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        if jax.tree.leaves(rest):
+            raise ConfigError("The flax network holds state other than parameters, which this trainer does not update.")
+        self.graphdef = graphdef
+        sparse = bool(getattr(self.model_spec, "sparse", False))
+        labels = param_labels(model, params, sparse)
+        self.tx = build_optimizer(cfg.optimizer, cfg.grad_clip, lambda _: labels)
+        self.params = self.parallel.replicate(params)
+        self.opt_state = self.parallel.replicate(self.tx.init(params))
+        self.forward = Forward(graphdef)
+        scale_sparse = isinstance(model, BagNetwork) and sparse
+        tx, base_key = self.tx, jax.random.key(self.seed)
+
+        def step(params: Any, opt_state: Any, batch: dict[str, jax.Array], factor: jax.Array, step_number: jax.Array) -> Any:
+            key = jax.random.fold_in(base_key, step_number)
+
+            def loss_of(p: Any) -> jax.Array:
+                logits = nnx.merge(graphdef, p)({"ids": batch["ids"], "lengths": batch["lengths"]}, key)
+                return loss_fn(logits, batch["labels"], batch["weights"])
+
+            loss, grads = jax.value_and_grad(loss_of)(params)
+            if scale_sparse:  # per feature occurrence, as torch's bag: Adam's sparse_eps then means the same everywhere
+                occurrences = (batch["lengths"] * (batch["weights"] > 0)).sum().astype(jnp.float32)
+                grads = jax.tree.map(lambda g, lab: g * occurrences if lab == "sparse" else g, grads, labels)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            updates = jax.tree.map(lambda u: u * factor, updates)
+            return optax.apply_updates(params, updates), opt_state, loss
+
+        self._step = jax.jit(step)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        arrays = wio.flatten(self.params, "model/")
+        arrays.update(wio.flatten(self.opt_state, "opt/"))
+        if self.best_params is not None:
+            arrays.update(wio.flatten(self.best_params, "best/"))
+        meta = {"state": self.state.to_json(), "callbacks": [cb.state_dict() for cb in self.callbacks]}
+        wio.save_file(self.checkpoint_path, arrays, meta)
+        logger.debug("Checkpoint saved at step %d", self.state.global_step)
+
+    def _load(self, path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, meta = wio.load_checkpoint(path)
+        try:
+            self.params = self.parallel.replicate(wio.unflatten(self.params, arrays, "model/", source=str(path)))
+            self.opt_state = self.parallel.replicate(wio.unflatten(self.opt_state, arrays, "opt/", source=str(path)))
+            if any(k.startswith("best/") for k in arrays):
+                self.best_params = self.parallel.replicate(wio.unflatten(self.params, arrays, "best/", source=str(path)))
+        except Exception as exc:
+            raise CheckpointError(f"Checkpoint '{path}' does not fit this model: {exc}") from None
+        return arrays, meta
+
+    def _resume(self, path: Path) -> None:
+        _, meta = self._load(path)
+        self.state = TrainerState.from_json(meta["state"])
+        for cb, cb_state in zip(self.callbacks, meta["callbacks"]):
+            cb.load_state_dict(cb_state)
+        logger.info("Resumed from %s: epoch %d, step %d of the epoch", path, self.state.epoch + 1, self.state.step_in_epoch)
+
+    def _warm_start(self, path: Path) -> None:
+        """Weights, optimizer moments and the step count from another run's checkpoint; learning rate, weight decay
+        and schedule from this run's config (population-based training's exploit step)."""
+        best = self.best_params
+        _, meta = self._load(path)
+        self.best_params = best
+        previous = TrainerState.from_json(meta["state"])
+        self.state.epoch, self.state.global_step = previous.epoch, previous.global_step
+        logger.info("Warm start from %s: epoch %d, step %d, with this run's hyperparameters", path, previous.epoch,
+                    previous.global_step)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _epoch_batches(self, lengths: np.ndarray, epoch: int) -> list[np.ndarray]:
+        return epoch_batches(lengths, self.batch_size, seed=self.seed, epoch=epoch, bucket=self.config.bucket_by_length)
+
+    def fit(
+        self,
+        model: nnx.Module,
+        train: EncodedDataset,
+        validation: EncodedDataset | None,
+        *,
+        loss_fn: Loss,
+        resume: bool = False,
+        warm_start: Path | None = None,
+    ) -> TrainerState:
+        cfg = self.config
+        self.batch_size = self._batch_size(train)
+        rows = -(-self.batch_size // self.parallel.size) * self.parallel.size  # a multiple of the devices
+        self._build(model, loss_fn)
+        lengths = train.ids.lengths
+        steps_per_epoch = len(self._epoch_batches(lengths, 0))
+        self.state.steps_per_epoch = steps_per_epoch
+        self.state.total_steps = steps_per_epoch * cfg.epochs
+        total = max(self.state.total_steps, 1)
+        if resume and self.checkpoint_path is not None:
+            self._resume(self.checkpoint_path)
+        elif warm_start is not None:
+            self._warm_start(warm_start)
+        assert train.labels is not None
+        logger.info("Flax backend: %s, batches of %d rows", self.parallel.describe(), rows)
+        self._call("on_fit_start")
+        peak = cfg.optimizer.lr
+        while self.state.epoch < cfg.epochs and not self.state.should_stop:
+            self._call("on_epoch_start")
+            batches = self._epoch_batches(lengths, self.state.epoch)
+            skip = self.state.step_in_epoch
+            if skip == 0:
+                self.state.epoch_loss_sum, self.state.epoch_loss_batches = 0.0, 0
+            loop_start, examples = time.perf_counter(), 0
+            for index in batches[skip:]:
+                factor = cfg.scheduler.factor(self.state.global_step, total)  # type: ignore[attr-defined]
+                batch = padded_batch(train.ids, index, rows, train.labels)
+                self.shapes_compiled.add(batch["ids"].shape)
+                self.params, self.opt_state, loss = self._step(
+                    self.params, self.opt_state, self.parallel.shard(batch), jnp.float32(factor), jnp.int32(self.state.global_step)
+                )
+                value = float(loss)
+                examples += len(index)
+                self.state.lr = peak * factor
+                self.state.epoch_loss_sum += value
+                self.state.epoch_loss_batches += 1
+                self.state.global_step += 1
+                self.state.step_in_epoch += 1
+                self.state.last_loss = value
+                self._call("on_batch_end", value)
+            self.state.epoch += 1
+            self.state.step_in_epoch = 0
+            loop_s = time.perf_counter() - loop_start
+            metrics = {"epoch": float(self.state.epoch), "lr": self.state.lr,
+                       "train/examples_per_s": examples / loop_s if loop_s > 0 else 0.0}
+            if self.state.epoch_loss_batches:
+                metrics["train/loss"] = self.state.epoch_loss_sum / self.state.epoch_loss_batches
+            if validation is not None:
+                metrics.update(self.evaluate(validation, prefix="val", loss_fn=loss_fn))
+            self._track_best(metrics)
+            self.state.history.append({k: v for k, v in metrics.items() if "/per_label/" not in k})
+            self._call("on_epoch_end", metrics)
+            logger.info("epoch %d/%d: %s", self.state.epoch, cfg.epochs,
+                        ", ".join(f"{k}={metrics[k]:.4f}" for k in self._headline(metrics)))
+        if not self.state.stop_reason:
+            self.state.stop_reason = f"finished all {cfg.epochs} epochs"
+        logger.info("Training stopped: %s", self.state.stop_reason)
+        self._call("on_loop_end")
+        if cfg.restore_best and self.best_params is not None:
+            self.params = self.best_params
+            logger.info("Restored the weights of epoch %s (%s = %.4f)", self.state.best_epoch, cfg.main_metric, self.state.best_metric)
+        nnx.update(model, jax.device_get(self.params))
+        self._call("on_fit_end")
+        return self.state
+
+    def _headline(self, metrics: dict[str, float]) -> list[str]:
+        keys = ["train/loss", "val/loss", "val/accuracy", "val/macro_f1", self.config.main_metric]
+        return list(dict.fromkeys(k for k in keys if k in metrics))
+
+    def _track_best(self, metrics: dict[str, float]) -> None:
+        key = self.config.main_metric
+        if key not in metrics:
+            available = ", ".join(sorted(k for k in metrics if "/per_label/" not in k))
+            raise ConfigError(f"trainer.main_metric: metric '{key}' was not logged. Available: {available}.")
+        if is_better(metrics[key], self.state.best_metric, self.config.main_metric_mode):
+            self.state.best_metric = metrics[key]
+            self.state.best_epoch = self.state.epoch
+            if self.config.restore_best:
+                self.best_params = self.params  # jax arrays are immutable: no copy needed
+
+    def predict_logits(self, data: EncodedDataset) -> np.ndarray:
+        assert self.forward is not None
+        return self.forward.logits(self.params, data, self.config.eval_batch_size, self.parallel)
+
+    def evaluate(self, data: EncodedDataset, *, prefix: str, loss_fn: Loss | None = None) -> dict[str, float]:
+        assert data.labels is not None
+        logits = self.predict_logits(data)
+        if data.labels.ndim == 2:  # multilabel: sigmoid >= 0.5 until thresholds are tuned after training
+            metrics = multilabel_metrics(data.labels, logits > 0, self.label_names, prefix)
+        else:
+            metrics = classification_metrics(data.labels, logits.argmax(1), self.label_names, prefix)
+        if loss_fn is not None:
+            metrics[f"{prefix}/loss"] = float(loss_fn(jnp.asarray(logits), jnp.asarray(data.labels), jnp.ones(len(data), jnp.float32)))
+        return metrics

@@ -1,0 +1,87 @@
+"""The flattened NNX state as safetensors: ``embedding/embedding``, ``head/layers/0/kernel``, ... -> arrays.
+
+No pickles: a weights file or checkpoint is tensors plus JSON metadata. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from textsift.errors import CheckpointError, ModelDirError
+from textsift.util import atomic_write_bytes
+
+FORMAT = "flax"
+
+
+def _name(path: tuple[Any, ...]) -> str:
+    parts = []
+    for key in path:
+        name = getattr(key, "key", getattr(key, "name", getattr(key, "idx", key)))
+        parts.append(str(name))
+    if parts and parts[-1] == "value":  # the nnx.Variable's value
+        parts.pop()
+    return "/".join(parts)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    """``{name: array}`` of a pytree (an nnx.State of parameters, an optax state), named by path."""
+    out: dict[str, np.ndarray] = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        out[prefix + _name(path)] = np.ascontiguousarray(np.asarray(leaf))
+    return out
+
+
+def unflatten(template: Any, arrays: dict[str, np.ndarray], prefix: str = "", *, source: str) -> Any:
+    """The pytree ``template`` with its leaves replaced by ``arrays`` (by name); a missing or misshapen array is an
+    error naming ``source``."""
+    leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(template)
+    leaves = []
+    for path, leaf in leaves_with_path:
+        name = prefix + _name(path)
+        if name not in arrays:
+            raise ModelDirError(f"{source}: no tensor '{name}' (the file holds {len(arrays)} others): "
+                                "it was written for another model or settings. Copy the whole directory, or train again.")
+        value = arrays[name]
+        if tuple(value.shape) != tuple(np.shape(leaf)):
+            raise ModelDirError(f"{source}: tensor '{name}' has shape {tuple(value.shape)}, the model expects "
+                                f"{tuple(np.shape(leaf))}: the files come from different models (labels.json, tokenizer/?). "
+                                "Copy the whole directory that training wrote, or train again.")
+        leaves.append(value.astype(np.asarray(leaf).dtype, copy=False))
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def save_file(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> None:
+    from safetensors.numpy import save
+
+    header = {"format": FORMAT}
+    if meta is not None:
+        header["meta"] = json.dumps(meta)
+    atomic_write_bytes(path, save(arrays, metadata=header))
+
+
+def load_file(path: Path, *, error: type[Exception] = ModelDirError) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and metadata of a file this module wrote; a damaged file or another format is ``error``."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            header = f.metadata() or {}
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for a damaged file
+        raise error(f"{path}: cannot read the tensors ({str(exc).splitlines()[0]}).") from None
+    if header.get("format") != FORMAT:
+        raise error(f"{path} holds {header.get('format', 'unknown')}-format weights, not flax ones: it was not written by "
+                    "the flax backend. Use the runtime of its backend (--runtime torch), or train with backend: flax.")
+    meta = json.loads(header["meta"]) if "meta" in header else {}
+    return arrays, meta
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint at '{path}': this run has nothing to resume from.")
+    return load_file(path, error=CheckpointError)
