@@ -197,6 +197,11 @@ class ThresholdConfig(Section):
     positive_label: str | None = Field(None, description="binary: the positive class (default: the second label).")
 
 
+#: the model types of each backend other than torch (which has them all); the flax backend's own table is
+#: ``textsift.backends.flax.networks.NETWORKS`` (a test keeps the two equal, without config importing a backend)
+BACKEND_MODELS: dict[str, tuple[str, ...]] = {"flax": ("bag", "cnn", "lstm", "gru")}
+
+
 class Config(Section):
     """A complete run: data, tokenizer, model and trainer."""
 
@@ -204,6 +209,10 @@ class Config(Section):
         "single_label", description="single_label: one label per example (softmax); multilabel: a set of labels (sigmoids)."
     )
     seed: int = 0
+    backend: Literal["torch", "flax"] = Field(
+        "torch", description="What builds and trains the network: torch, or flax (JAX/Flax NNX; models bag, cnn, lstm "
+        "and gru). The model settings are the same on both.",
+    )
     imports: list[str] = Field(
         default_factory=list, description="Modules imported before validation, to register your own components."
     )
@@ -228,6 +237,16 @@ class Config(Section):
             trainer.setdefault("main_metric", "val/macro_f1")
             data = {**data, "trainer": trainer}
         return data
+
+    @model_validator(mode="after")
+    def _backend_has_the_model(self) -> "Config":
+        models = BACKEND_MODELS.get(self.backend)
+        if models is not None and self.model.type not in models:  # type: ignore[attr-defined]
+            raise ValueError(
+                f"backend '{self.backend}' has no '{self.model.type}' model (it has {', '.join(models)}): "  # type: ignore[attr-defined]
+                f"set backend: torch for it, or choose one of those models"
+            )
+        return self
 
     @model_validator(mode="after")
     def _loss_fits_the_task(self) -> "Config":
