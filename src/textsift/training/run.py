@@ -284,15 +284,27 @@ def train(
         logger.info("Tokenizer %s: %d ids", config.tokenizer.type, tokenizer.vocab_size)
 
         t = time.perf_counter()
-        torch.manual_seed(config.seed)
-        model = config.model.build(vocab_size=tokenizer.vocab_size, num_labels=len(label_names), tokenizer=tokenizer)  # type: ignore[attr-defined]
-        n_params = sum(p.numel() for p in model.parameters())
+        flax = config.backend == "flax"  # the flax backend builds, trains and runs its own network from the same spec
+        if flax:
+            from textsift.backends.flax import networks as flax_networks
+            from textsift.backends.flax.optim import build_loss as flax_loss
+            from textsift.backends.flax.runtime import FlaxRuntime
+            from textsift.backends.flax.trainer import FlaxTrainer
+
+            model = flax_networks.build_network(config.model, vocab_size=tokenizer.vocab_size, num_labels=len(label_names),
+                                                seed=config.seed)
+            n_params = flax_networks.count_parameters(model)
+        else:
+            torch.manual_seed(config.seed)
+            model = config.model.build(vocab_size=tokenizer.vocab_size, num_labels=len(label_names), tokenizer=tokenizer)  # type: ignore[attr-defined]
+            n_params = sum(p.numel() for p in model.parameters())
         logger.info("Model %s: %s parameters", config.model.type, f"{n_params:,}")
         if train_data.labels.ndim == 2:  # type: ignore[union-attr]  (multilabel: examples having each label)
             counts = train_data.labels.sum(axis=0)  # type: ignore[union-attr]
         else:
             counts = np.bincount(train_data.labels, minlength=len(label_names))  # type: ignore[arg-type]
-        loss_fn = config.trainer.loss.build(counts, len(train_data))  # type: ignore[attr-defined]
+        loss_fn = (flax_loss(config.trainer.loss, counts, len(train_data)) if flax  # type: ignore[attr-defined]
+                   else config.trainer.loss.build(counts, len(train_data)))  # type: ignore[attr-defined]
         cbs = list(callbacks)
         checkpoint_path = None
         distributed.barrier()  # rank 0 has prepared the run directory
@@ -302,7 +314,7 @@ def train(
                 cbs += [MetricsLog(run_dir / "metrics.jsonl", config.trainer.log_every_steps)]
             # saving itself happens on rank 0
             cbs += [PeriodicCheckpoint(checkpoint_every_steps, config.trainer.checkpoint_every_s, final=final_checkpoint)]
-        trainer = Trainer(
+        trainer = (FlaxTrainer if flax else Trainer)(
             config.trainer, seed=config.seed, model_spec=config.model, label_names=label_names, callbacks=cbs,
             checkpoint_path=checkpoint_path,
         )
@@ -314,6 +326,8 @@ def train(
         if state.history:
             best = next((h for h in state.history if h["epoch"] == state.best_epoch), state.history[-1])
             metrics.update({k: v for k, v in best.items() if k.startswith("val/")})
+        if flax:
+            model = FlaxRuntime(model)  # the predictor's runtime, and what writes the weights
         predictor = Predictor(config, model, tokenizer, label_names, device=config.trainer.device)
         calibration: Calibration | None = None
         cached: dict[str, np.ndarray] = {}
