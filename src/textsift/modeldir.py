@@ -66,8 +66,6 @@ def save_model_dir(
     calibration: Calibration | None = None, decision: Decision | None = None,
 ) -> None:
     """Write the directory next to ``path`` and move it into place, so a crash never leaves half of one."""
-    from safetensors.torch import save
-
     from textsift.config import dump_yaml
 
     path = Path(path)
@@ -76,8 +74,13 @@ def save_model_dir(
     try:
         os.chmod(tmp, 0o755)
         atomic_write_text(tmp / "config.yaml", dump_yaml(config))
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        atomic_write_bytes(tmp / "model.safetensors", save(state, metadata={"format": "pt"}))
+        if hasattr(model, "save_weights"):  # a backend's runtime that writes its own model.safetensors (flax)
+            model.save_weights(tmp)
+        else:
+            from safetensors.torch import save
+
+            state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+            atomic_write_bytes(tmp / "model.safetensors", save(state, metadata={"format": "pt"}))
         atomic_write_text(tmp / "labels.json", json.dumps({"labels": labels}, ensure_ascii=False, indent=1))
         (tmp / "tokenizer").mkdir()
         tokenizer.save(tmp / "tokenizer")
