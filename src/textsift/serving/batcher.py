@@ -1,0 +1,221 @@
+"""The micro-batcher: concurrent requests queued and run through the Predictor together.
+
+One asyncio task takes requests off a queue and gathers a batch until it holds ``max_batch_size`` texts,
+``max_batch_tokens`` tokens, or the first request of the batch has waited ``max_wait_ms``; the batch then runs
+in a worker thread (the event loop keeps answering), split by length into forward passes within the same
+bounds. Each request gets back exactly its own rows, in its own order. ``max_queue`` bounds the texts
+accepted and not yet answered: past it :meth:`MicroBatcher.submit` raises :class:`QueueFull` (HTTP 429), so
+memory stays bounded under any load. A request whose client went away is dropped before it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from textsift.batching import collate, eval_batches
+from textsift.text.base import Ragged
+
+logger = logging.getLogger(__name__)
+
+
+class QueueFull(Exception):
+    """The queue holds ``max_queue`` texts already: the request is refused (HTTP 429), not stored."""
+
+
+class BatcherStopped(Exception):
+    """The batcher is shut down (or not started): no new work is accepted."""
+
+
+@dataclass
+class Job:
+    """One request's encoded texts, waiting for its logits."""
+
+    ids: Ragged
+    future: asyncio.Future
+    arrived: float = field(default_factory=time.perf_counter)
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+    @property
+    def tokens(self) -> int:
+        return int(self.ids.offsets[-1])
+
+
+def concat(parts: list[Ragged]) -> Ragged:
+    """Rows of every part, in order, as one Ragged."""
+    if len(parts) == 1:
+        return parts[0]
+    lengths = np.concatenate([p.lengths for p in parts])
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return Ragged(np.concatenate([p.values for p in parts]), offsets)
+
+
+@dataclass
+class BatchStats:
+    """What the batcher reports after each forward pass and each change of its queue (for metrics)."""
+
+    on_batch: Callable[[int, int], None] = lambda texts, tokens: None  # one forward pass: texts, tokens
+    on_depth: Callable[[int], None] = lambda depth: None  # texts accepted and not yet answered
+    on_dropped: Callable[[int], None] = lambda texts: None  # texts of requests whose client went away
+
+
+class MicroBatcher:
+    """Gather concurrent requests into batches for ``logits_fn`` (a collated batch -> logits), run in a thread.
+
+    ``input_format``: how batches are collated ("bag" or "padded"). Start with :meth:`start` inside the event
+    loop, stop with :meth:`stop` (the queued work is finished first).
+    """
+
+    def __init__(
+        self, logits_fn: Callable[[dict[str, np.ndarray]], np.ndarray], input_format: str, *, max_batch_size: int = 64,
+        max_batch_tokens: int = 16384, max_wait_ms: float = 5.0, max_queue: int = 4096, stats: BatchStats | None = None,
+    ) -> None:
+        if max_batch_size < 1 or max_batch_tokens < 1 or max_wait_ms < 0 or max_queue < 1:
+            raise ValueError("max_batch_size, max_batch_tokens and max_queue must be >= 1, max_wait_ms >= 0")
+        self.logits_fn = logits_fn
+        self.input_format = input_format
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.max_wait = max_wait_ms / 1000.0
+        self.max_queue = max_queue
+        self.stats = stats or BatchStats()
+        self.depth = 0  # texts accepted and not yet answered
+        self._queue: asyncio.Queue[Job | None] | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._accepting = False
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="textsift-batch")
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="textsift-batcher")
+        self._accepting = True
+
+    async def stop(self) -> None:
+        """Refuse new work, finish what was accepted, then end the batch task and its thread."""
+        self._accepting = False
+        if self._queue is not None and self._task is not None:
+            self._queue.put_nowait(None)  # after every accepted job
+            try:
+                await self._task
+            finally:
+                self._task = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    @property
+    def running(self) -> bool:
+        return self._accepting and self._task is not None and not self._task.done()
+
+    # -- requests ---------------------------------------------------------------------------------
+    def submit(self, ids: Ragged) -> asyncio.Future:
+        """Queue one request's encoded texts; the future gives their logits ``[len(ids), labels]``, in order."""
+        if not self.running:
+            raise BatcherStopped("the server is shutting down")
+        n = len(ids)
+        if self.depth + n > self.max_queue:
+            raise QueueFull(f"the queue holds {self.depth} texts; {n} more would pass its bound of {self.max_queue}")
+        future = asyncio.get_running_loop().create_future()
+        job = Job(ids, future)
+        self._set_depth(self.depth + n)
+        future.add_done_callback(lambda _: self._set_depth(self.depth - n))
+        assert self._queue is not None
+        self._queue.put_nowait(job)
+        return future
+
+    async def logits(self, ids: Ragged) -> np.ndarray:
+        """Submit and wait; if the caller is cancelled (its client went away), the job is dropped before it runs."""
+        future = self.submit(ids)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.cancel()  # the batch loop skips it; if it is running, its result is discarded
+            raise
+
+    def _set_depth(self, depth: int) -> None:
+        self.depth = depth
+        self.stats.on_depth(depth)
+
+    # -- the batch task ---------------------------------------------------------------------------
+    def _fits(self, jobs: list[Job], job: Job) -> bool:
+        texts = sum(j.size for j in jobs) + job.size
+        tokens = sum(j.tokens for j in jobs) + job.tokens
+        return texts <= self.max_batch_size and tokens <= self.max_batch_tokens
+
+    async def _loop(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        carry: Job | None = None
+        stopping = False
+        while True:
+            first = carry if carry is not None else await self._queue.get()
+            carry = None
+            if first is None:
+                return
+            jobs = [first]  # a request larger than the bounds runs alone (split into passes within them)
+            deadline = first.arrived + self.max_wait
+            while sum(j.size for j in jobs) < self.max_batch_size:
+                try:
+                    timeout = deadline - time.perf_counter()
+                    nxt = self._queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(self._queue.get(), timeout)
+                except (asyncio.QueueEmpty, TimeoutError):
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                if not self._fits(jobs, nxt):
+                    carry = nxt
+                    break
+                jobs.append(nxt)
+            live = [j for j in jobs if not j.future.done()]  # cancelled: the client went away
+            dropped = sum(j.size for j in jobs if j.future.cancelled())
+            if dropped:
+                self.stats.on_dropped(dropped)
+            if live:
+                try:
+                    results = await loop.run_in_executor(self._executor, self._run, [j.ids for j in live])
+                except Exception as exc:  # noqa: BLE001 - handed to each waiting request, never kills the loop
+                    logger.exception("a batch of %d requests failed", len(live))
+                    for job in live:
+                        if not job.future.done():
+                            job.future.set_exception(exc)
+                else:
+                    for job, result in zip(live, results):
+                        if not job.future.done():
+                            job.future.set_result(result)
+            if stopping:  # every job before the stop mark has run
+                return
+
+    def _run(self, parts: list[Ragged]) -> list[np.ndarray]:
+        return run_batches(self.logits_fn, self.input_format, parts, self.max_batch_size, self.max_batch_tokens, self.stats.on_batch)
+
+
+def run_batches(
+    logits_fn: Callable[[dict[str, np.ndarray]], np.ndarray], input_format: str, parts: list[Ragged], max_batch_size: int,
+    max_batch_tokens: int, on_batch: Callable[[int, int], None] = lambda texts, tokens: None,
+) -> list[np.ndarray]:
+    """Forward passes over every part's rows together (split by length within the bounds); each part's logits, in its order."""
+    ids = concat(parts)
+    out: np.ndarray | None = None
+    for index in eval_batches(ids.lengths, max_batch_size, max_tokens=max_batch_tokens):
+        logits = logits_fn(collate(ids, index, input_format))
+        if out is None:
+            out = np.zeros((len(ids), logits.shape[1]), np.float32)
+        out[index] = logits
+        on_batch(len(index), int(ids.lengths[index].sum()))
+    assert out is not None
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    return [out[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
