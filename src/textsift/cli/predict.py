@@ -92,6 +92,9 @@ def predict(
     text_pair_column: str | None = _R["text_pair_column"], label_column: str | None = _R["label_column"],
     delimiter: str | None = _R["delimiter"],
     runtime: str = runtime_option(),
+    ray: bool = typer.Option(False, "--ray", help="Map batches over Ray Data (a local Ray, or --ray-address): rows stay in input order."),
+    ray_actors: int = typer.Option(2, "--ray-actors", min=1, help="--ray: actors predicting at once (each loads the model)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="--ray: the address of a running Ray cluster."),
 ) -> None:
     """Predict labels for every text of INPUT: one output row per input row, in order; memory stays bounded."""
     import dataclasses
@@ -143,6 +146,12 @@ def predict(
                               names={**READER_OPTIONS, "keep_columns": "--keep-columns", "on_empty": "--on-empty skip|predict"})
         examples = reader.iter(Path(input_file), options=options)
     fmt = "csv" if suffix == ".csv" else "jsonl"
+    if ray:  # the same output, each --chunk-size window of rows mapped over Ray Data
+        from textsift.serving.ray import RayPredictor
+
+        predictor = RayPredictor(predictor, concurrency=ray_actors, address=ray_address)
+    elif ray_address is not None:
+        raise ConfigError("--ray-address is for --ray; add --ray, or leave the address out.")
     if output is None:
         write_predictions(sys.stdout, fmt, predictor, examples, top_k=top_k, chunk=chunk_size, on_empty=on_empty, keep_columns=keep)
         return

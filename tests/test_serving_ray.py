@@ -1,0 +1,97 @@
+"""Scale-out on a local Ray with 2 CPUs: the Ray Serve deployment, and ``predict --ray`` over Ray Data (rows in order).
+
+One Ray start for the module (it is slow): the Serve test shuts Serve down before predict --ray takes both CPUs.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from test_serving import KEY, TEXTS, free_port, train_tiny_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return train_tiny_model(tmp_path_factory.mktemp("ray_model"))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def test_ray_serve_deployment_batches_and_answers_like_the_server(local_ray, model_dir, tmp_path):
+    from ray import serve
+
+    import textsift
+    from textsift.serving.app import ServeSettings
+    from textsift.serving.ray import deployment
+
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(KEY)
+    port = free_port()
+    settings = ServeSettings(model_dir=model_dir, max_batch_size=8, max_wait_ms=20, max_request_texts=16, api_key_file=key_file)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        serve.run(deployment(settings, replicas=1, num_cpus=0.5), name="textsift", route_prefix="/")
+        url = f"http://127.0.0.1:{port}"
+        auth = {"Authorization": f"Bearer {KEY}"}
+        rng = np.random.default_rng(1)
+        requests = [[TEXTS[i] for i in rng.choice(len(TEXTS), size=rng.integers(1, 14))] for _ in range(12)]
+        with ThreadPoolExecutor(6) as pool:  # concurrent calls: @serve.batch puts them together (requests over 8 texts in parts)
+            answers = list(pool.map(lambda t: httpx.post(f"{url}/predict", json={"texts": t}, headers=auth, timeout=60), requests))
+        predictor = textsift.load(model_dir, runtime="torch")
+        for texts, answer in zip(requests, answers):
+            assert answer.status_code == 200, answer.text
+            expected = predictor.predict(texts)
+            assert [p["label"] for p in answer.json()["predictions"]] == expected.labels
+            got = np.array([[p["probabilities"][n] for n in expected.label_names] for p in answer.json()["predictions"]])
+            np.testing.assert_allclose(got, expected.probabilities, atol=1e-5)
+        assert httpx.post(f"{url}/predict", json={"texts": ["a"]}, timeout=30).status_code == 401
+        assert httpx.post(f"{url}/predict", json={"texts": ["a"] * 17}, headers=auth, timeout=30).status_code == 413
+        bad = httpx.post(f"{url}/predict", content='{"texts": ["a"], "extra": 1}', headers=auth, timeout=30)
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "extra"]
+        assert httpx.get(f"{url}/health", timeout=30).status_code == 200
+        assert httpx.get(f"{url}/model", headers=auth, timeout=30).json()["labels"] == ["neg", "pos"]
+    finally:
+        serve.shutdown()
+
+
+def test_predict_ray_writes_the_same_rows_in_input_order(local_ray, model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from textsift.cli import commands  # noqa: F401
+    from textsift.cli.app import app
+
+    rows = [(i, TEXTS[(7 * i) % len(TEXTS)]) for i in range(90)]
+    rows[40] = (40, "")  # an empty text: skipped, at its place
+    source = tmp_path / "input.csv"
+    source.write_text("id,text\n" + "".join(f'{i},"{t}"\n' for i, t in rows))
+    runner = CliRunner()
+    local = runner.invoke(app, ["predict", str(model_dir), str(source), "-o", str(tmp_path / "local.jsonl"), "--keep-columns", "id",
+                                "--on-empty", "skip"])
+    assert local.exit_code == 0, local.output
+    # 2 windows of 48 rows, 2 actors each: blocks may finish in any order; rows must come back in theirs
+    on_ray = runner.invoke(app, ["predict", str(model_dir), str(source), "-o", str(tmp_path / "ray.jsonl"), "--keep-columns", "id",
+                                 "--on-empty", "skip", "--ray", "--ray-actors", "2", "--chunk-size", "48"])
+    assert on_ray.exit_code == 0, on_ray.output
+    ours = [json.loads(line) for line in (tmp_path / "ray.jsonl").read_text().splitlines()]
+    theirs = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in ours] == [str(i) for i, _ in rows]
+    assert [r["label"] for r in ours] == [r["label"] for r in theirs]
+    assert ours[40] == {**theirs[40]} and ours[40]["skipped"] == "empty text"
+    for a, b in zip(ours, theirs):
+        if "probabilities" in b:
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
