@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from textsift.errors import ConfigError
@@ -45,24 +46,79 @@ def _mask(batch: Batch) -> jax.Array:
     return jnp.arange(ids.shape[1])[None, :] < batch["lengths"][:, None]
 
 
-def _torch_linear(in_dim: int, out_dim: int, rngs: nnx.Rngs) -> nnx.Linear:
-    """A dense layer initialised as torch's nn.Linear (uniform in +-1/sqrt(fan_in)), so both backends start alike."""
-    bound = 1.0 / math.sqrt(in_dim)
-    init = jax.nn.initializers.uniform(2 * bound)
-    return nnx.Linear(in_dim, out_dim, rngs=rngs,
-                      kernel_init=lambda k, s, d=jnp.float32: init(k, s, d) - bound,
-                      bias_init=lambda k, s, d=jnp.float32: init(k, s, d) - bound)
+def _at_least_one(batch: Batch) -> Batch:
+    """The batch with lengths of at least 1 (an empty text, or a batch's filler row, reads the padding id once, as
+    torch's packed sequences do), so that pooling over a sequence always has a position."""
+    return {**batch, "lengths": jnp.maximum(batch["lengths"], 1)}
+
+
+def _uniform(rng: np.random.Generator, shape: tuple[int, ...], bound: float) -> nnx.Param:
+    """A parameter drawn uniformly in +-bound with numpy (no per-initialiser XLA compilation)."""
+    return nnx.Param(jnp.asarray(rng.uniform(-bound, bound, shape).astype(np.float32)))
+
+
+class Dense(nnx.Module):
+    """``x @ kernel + bias``, initialised as torch's nn.Linear (uniform in +-1/sqrt(fan_in)): both backends start alike."""
+
+    def __init__(self, in_dim: int, out_dim: int, rng: np.random.Generator) -> None:
+        bound = 1.0 / math.sqrt(in_dim)
+        self.kernel = _uniform(rng, (in_dim, out_dim), bound)
+        self.bias = _uniform(rng, (out_dim,), bound)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x @ self.kernel[...] + self.bias[...]
+
+
+class Embedding(nnx.Module):
+    """A table of ``vocab_size`` rows; row 0 is the padding id (masked by every network that reads it)."""
+
+    def __init__(self, vocab_size: int, dim: int, rng: np.random.Generator, bound: float | None = None) -> None:
+        table = rng.standard_normal((vocab_size, dim)) if bound is None else rng.uniform(-bound, bound, (vocab_size, dim))
+        table[0] = 0.0  # as torch's padding_idx=0
+        self.embedding = nnx.Param(jnp.asarray(table.astype(np.float32)))
+
+    def __call__(self, ids: jax.Array) -> jax.Array:
+        return self.embedding[...][ids]
+
+
+class LayerNorm(nnx.Module):
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        self.scale = nnx.Param(jnp.ones(dim, jnp.float32))
+        self.bias = nnx.Param(jnp.zeros(dim, jnp.float32))
+        self.eps = eps
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        mean = x.mean(axis=-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+        return (x - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...] + self.bias[...]
+
+
+class Conv1d(nnx.Module):
+    """A 1D convolution over ``[batch, length, channels]`` with ``kernel // 2`` zeros each side, as torch's Conv1d
+    with ``padding=kernel // 2`` (and its initialisation)."""
+
+    def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, rng: np.random.Generator) -> None:
+        bound = 1.0 / math.sqrt(in_dim * kernel)
+        self.kernel = _uniform(rng, (kernel, in_dim, out_dim), bound)
+        self.bias = _uniform(rng, (out_dim,), bound)
+        self.stride = stride
+        self.pad = kernel // 2
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = jax.lax.conv_general_dilated(x, self.kernel[...], (self.stride,), ((self.pad, self.pad),),
+                                         dimension_numbers=("NWC", "WIO", "NWC"))
+        return y + self.bias[...]
 
 
 class Head(nnx.Module):
     """The classification head of every model: (dropout, linear, activation) per hidden layer, dropout, linear."""
 
-    def __init__(self, spec: Any, in_dim: int, num_labels: int, rngs: nnx.Rngs) -> None:
+    def __init__(self, spec: Any, in_dim: int, num_labels: int, rng: np.random.Generator) -> None:
         if spec.activation not in ACTIVATIONS:
             raise ConfigError(f"model.head.activation '{spec.activation}': the flax backend has "
                               f"{', '.join(ACTIVATIONS)}; choose one of them or backend: torch.")
         dims = [in_dim, *spec.hidden_dims, num_labels]
-        self.layers = nnx.data([_torch_linear(a, b, rngs) for a, b in zip(dims[:-1], dims[1:])])
+        self.layers = nnx.data([Dense(a, b, rng) for a, b in zip(dims[:-1], dims[1:])])
         self.activation = spec.activation
         self.dropout = spec.dropout
 
@@ -79,11 +135,11 @@ class Head(nnx.Module):
 class BagNetwork(nnx.Module):
     """Mean (sum, max) of feature embeddings over a text's ids, then the head; fastText's initialisation."""
 
-    def __init__(self, spec: Any, vocab_size: int, num_labels: int, rngs: nnx.Rngs) -> None:
-        bound = 1.0 / spec.embed_dim
-        table = jax.random.uniform(rngs.params(), (vocab_size, spec.embed_dim), jnp.float32, -bound, bound)
-        self.embedding = nnx.Param(table.at[0].set(0.0))
-        self.head = Head(spec.head, spec.embed_dim, num_labels, rngs)
+    def __init__(self, spec: Any, vocab_size: int, num_labels: int, rng: np.random.Generator) -> None:
+        table = rng.uniform(-1.0 / spec.embed_dim, 1.0 / spec.embed_dim, (vocab_size, spec.embed_dim))
+        table[0] = 0.0
+        self.embedding = nnx.Param(jnp.asarray(table.astype(np.float32)))
+        self.head = Head(spec.head, spec.embed_dim, num_labels, rng)
         self.pooling = spec.pooling
         self.feature_dropout = spec.feature_dropout
 
@@ -114,13 +170,9 @@ class BagNetwork(nnx.Module):
 
 class _ConvBlock(nnx.Module):
     def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, activation: str, dropout: float,
-                 rngs: nnx.Rngs) -> None:
-        bound = 1.0 / math.sqrt(in_dim * kernel)  # torch's Conv1d initialisation
-        init = jax.nn.initializers.uniform(2 * bound)
-        self.conv = nnx.Conv(in_dim, out_dim, kernel_size=(kernel,), strides=(stride,), padding=[(kernel // 2, kernel // 2)],
-                             rngs=rngs, kernel_init=lambda k, s, d=jnp.float32: init(k, s, d) - bound,
-                             bias_init=lambda k, s, d=jnp.float32: init(k, s, d) - bound)
-        self.norm = nnx.LayerNorm(out_dim, epsilon=1e-5, rngs=rngs)
+                 rng: np.random.Generator) -> None:
+        self.conv = Conv1d(in_dim, out_dim, kernel, stride, rng)
+        self.norm = LayerNorm(out_dim)
         self.activation = activation
         self.stride = stride
         self.dropout = dropout
@@ -134,17 +186,17 @@ class _ConvBlock(nnx.Module):
 class CnnNetwork(nnx.Module):
     """Embedding, two convolution blocks (conv, layer norm, activation, dropout), global max pool, head."""
 
-    def __init__(self, spec: Any, vocab_size: int, num_labels: int, rngs: nnx.Rngs) -> None:
+    def __init__(self, spec: Any, vocab_size: int, num_labels: int, rng: np.random.Generator) -> None:
         stride = getattr(spec, "stride", 1)
-        self.embedding = nnx.Embed(vocab_size, spec.embed_dim, rngs=rngs,
-                                   embedding_init=jax.nn.initializers.normal(1.0))
-        self.block1 = _ConvBlock(spec.embed_dim, spec.channels, spec.kernel_size, stride, spec.activation, spec.dropout, rngs)
-        self.block2 = _ConvBlock(spec.channels, spec.channels, spec.kernel_size, stride, spec.activation, spec.dropout, rngs)
-        self.head = Head(spec.head, spec.channels, num_labels, rngs)
+        self.embedding = Embedding(vocab_size, spec.embed_dim, rng)
+        self.block1 = _ConvBlock(spec.embed_dim, spec.channels, spec.kernel_size, stride, spec.activation, spec.dropout, rng)
+        self.block2 = _ConvBlock(spec.channels, spec.channels, spec.kernel_size, stride, spec.activation, spec.dropout, rng)
+        self.head = Head(spec.head, spec.channels, num_labels, rng)
         self.stride = stride
 
     def __call__(self, batch: Batch, key: jax.Array | None = None) -> jax.Array:
         k1, k2, k3 = _keys(key, 3)
+        batch = _at_least_one(batch)
         lengths = batch["lengths"]
         x = self.embedding(batch["ids"]) * _mask(batch)[:, :, None]  # padding is zero, as the convolution's own padding
         x = self.block1(x, k1)
@@ -158,16 +210,15 @@ class CnnNetwork(nnx.Module):
 class _Recurrence(nnx.Module):
     """One direction of one LSTM or GRU layer (torch's gate order and initialisation)."""
 
-    def __init__(self, cell: str, in_dim: int, hidden: int, rngs: nnx.Rngs) -> None:
+    def __init__(self, cell: str, in_dim: int, hidden: int, rng: np.random.Generator) -> None:
         gates = 4 if cell == "lstm" else 3
         self.cell = cell
         self.hidden = hidden
         bound = 1.0 / math.sqrt(hidden)
-        u = lambda shape: jax.random.uniform(rngs.params(), shape, jnp.float32, -bound, bound)  # noqa: E731
-        self.w_in = nnx.Param(u((in_dim, gates * hidden)))
-        self.b_in = nnx.Param(u((gates * hidden,)))
-        self.w_h = nnx.Param(u((hidden, gates * hidden)))
-        self.b_h = nnx.Param(u((gates * hidden,)))
+        self.w_in = _uniform(rng, (in_dim, gates * hidden), bound)
+        self.b_in = _uniform(rng, (gates * hidden,), bound)
+        self.w_h = _uniform(rng, (hidden, gates * hidden), bound)
+        self.b_h = _uniform(rng, (gates * hidden,), bound)
 
     def __call__(self, x: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``x [B, L, D]``, ``valid [B, L]`` -> outputs ``[B, L, H]`` and the state after each text's last id.
@@ -218,20 +269,21 @@ def _reverse_within_length(x: jax.Array, lengths: jax.Array) -> jax.Array:
 class RnnNetwork(nnx.Module):
     """LSTM or GRU layers (optionally bidirectional) over embeddings, last / mean / max pooling, head."""
 
-    def __init__(self, spec: Any, vocab_size: int, num_labels: int, rngs: nnx.Rngs) -> None:
-        self.embedding = nnx.Embed(vocab_size, spec.embed_dim, rngs=rngs, embedding_init=jax.nn.initializers.normal(1.0))
+    def __init__(self, spec: Any, vocab_size: int, num_labels: int, rng: np.random.Generator) -> None:
+        self.embedding = Embedding(vocab_size, spec.embed_dim, rng)
         directions = 2 if spec.bidirectional else 1
         layers = []
         for layer in range(spec.layers):
             in_dim = spec.embed_dim if layer == 0 else spec.hidden_size * directions
-            layers.append([_Recurrence(spec.type, in_dim, spec.hidden_size, rngs) for _ in range(directions)])
+            layers.append([_Recurrence(spec.type, in_dim, spec.hidden_size, rng) for _ in range(directions)])
         self.layers = nnx.data(layers)
-        self.head = Head(spec.head, spec.hidden_size * directions, num_labels, rngs)
+        self.head = Head(spec.head, spec.hidden_size * directions, num_labels, rng)
         self.pooling = spec.pooling
         self.dropout = spec.dropout
 
     def __call__(self, batch: Batch, key: jax.Array | None = None) -> jax.Array:
         keys = _keys(key, len(self.layers) + 2)
+        batch = _at_least_one(batch)
         lengths = batch["lengths"]
         valid = _mask(batch)
         x = _dropout(self.embedding(batch["ids"]), self.dropout, keys[0])
@@ -252,7 +304,6 @@ class RnnNetwork(nnx.Module):
             pooled = jnp.where(valid[:, :, None], x, 0.0).sum(1) / jnp.maximum(lengths, 1)[:, None].astype(x.dtype)
         else:
             pooled = jnp.where(valid[:, :, None], x, -jnp.inf).max(1)
-            pooled = jnp.where((lengths > 0)[:, None], pooled, 0.0)
         return self.head(_dropout(pooled, self.dropout, keys[-2]), keys[-1])
 
 
@@ -266,7 +317,8 @@ def build_network(spec: Any, *, vocab_size: int, num_labels: int, seed: int) -> 
     if cls is None:
         raise ConfigError(f"model.type '{spec.type}' has no network on the flax backend (it has {', '.join(NETWORKS)}). "
                           "Set backend: torch for this model, or choose one of those.")
-    return cls(spec, vocab_size, num_labels, nnx.Rngs(params=seed))
+    # drawn with numpy: jax's initialisers would compile one XLA program each, seconds per network on a CPU
+    return cls(spec, vocab_size, num_labels, np.random.default_rng(seed))
 
 
 def count_parameters(network: nnx.Module) -> int:

@@ -46,7 +46,7 @@ class Loss:
             log_p, log_not_p = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
             pw = 1.0 if self.pos_weight is None else jnp.asarray(self.pos_weight)
             per = -(pw * y * log_p + (1.0 - y) * log_not_p)  # torch's BCEWithLogitsLoss(pos_weight)
-            return (per.mean(axis=1) * rows).sum() / jnp.maximum(rows.sum(), 1.0)
+            return jnp.where(rows > 0, per.mean(axis=1) * rows, 0.0).sum() / jnp.maximum(rows.sum(), 1.0)
         log_p = jax.nn.log_softmax(logits, axis=-1)
         num = logits.shape[-1]
         w = jnp.ones(num, logits.dtype) if self.class_weight is None else jnp.asarray(self.class_weight, logits.dtype)
@@ -55,7 +55,7 @@ class Loss:
         per = (1.0 - self.label_smoothing) * w_y * nll
         if self.label_smoothing:
             per = per + self.label_smoothing / num * rows * -(log_p * w[None, :]).sum(axis=1)
-        return per.sum() / jnp.maximum(w_y.sum(), 1e-12)
+        return jnp.where(rows > 0, per, 0.0).sum() / jnp.maximum(w_y.sum(), 1e-12)  # fillers (weight 0) never count
 
 
 def build_loss(spec: Any, label_counts: np.ndarray, num_examples: int) -> Loss:

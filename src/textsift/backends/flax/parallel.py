@@ -28,10 +28,14 @@ class DataParallel:
         return len(self.devices)
 
     def replicate(self, tree: Any) -> Any:
+        if self.size == 1:  # plain placement: the same compiled programs as the runtime's, which has no mesh
+            return jax.device_put(tree, self.devices[0])
         return jax.device_put(tree, self.replicated)
 
     def shard(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         """A batch's arrays split by rows over the devices (rows must be a multiple of the device count)."""
+        if self.size == 1:
+            return {k: jax.device_put(v, self.devices[0]) for k, v in batch.items()}
         return {k: jax.device_put(v, self.rows) for k, v in batch.items()}
 
     def describe(self) -> str:

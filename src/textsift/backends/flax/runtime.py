@@ -40,7 +40,8 @@ class FlaxRuntime(Runtime):
         from textsift.backends.flax.trainer import Forward
 
         self.network = network
-        graphdef, self.params = nnx.split(network, nnx.Param)
+        graphdef, params = nnx.split(network, nnx.Param)
+        self.params = jax.device_put(params, jax.devices()[0])  # on the device once, not copied per batch
         self.forward = Forward(graphdef)
 
     @classmethod
@@ -75,7 +76,9 @@ class FlaxRuntime(Runtime):
         padded[:n, : ids.shape[1]] = ids
         full = np.zeros(rows, np.int32)
         full[:n] = lengths
-        return np.asarray(self.forward.fn(self.params, padded, full))[:n].astype(np.float32, copy=False)
+        device = jax.devices()[0]  # placed as the trainer places them: its evaluation's compilations are reused
+        logits = self.forward.fn(self.params, jax.device_put(padded, device), jax.device_put(full, device))
+        return np.asarray(logits)[:n].astype(np.float32, copy=False)
 
     def describe(self) -> dict[str, Any]:
         return {"runtime": self.name, "backend": "flax", "devices": [str(d) for d in jax.devices()],

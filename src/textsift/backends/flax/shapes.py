@@ -21,8 +21,11 @@ def bucket_width(longest: int) -> int:
 
 
 def bucket_rows(rows: int, multiple: int = 1) -> int:
-    """Rows of an evaluation batch of ``rows`` examples: the next power of two (a multiple of ``multiple``)."""
-    size = 1 << max(rows - 1, 0).bit_length()
+    """Rows of an evaluation batch of ``rows`` examples: the next power of 8 from 8 (8, 64, 512, ...), a multiple of
+    ``multiple``: few shapes to compile, and a single text costs 8 rows, not an evaluation batch's 512."""
+    size = 8
+    while size < rows:
+        size *= 8
     return -(-size // multiple) * multiple
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,17 @@ def param_labels(network: nnx.Module, params: Any, sparse: bool) -> Any:
     return jax.tree_util.tree_map_with_path(label, params)
 
 
+@partial(jax.jit, static_argnums=0)
+def _forward(graphdef: Any, params: Any, ids: jax.Array, lengths: jax.Array) -> jax.Array:
+    return nnx.merge(graphdef, params)({"ids": ids, "lengths": lengths}, None)
+
+
 class Forward:
-    """Logits of a split network, jitted once per (rows, width) shape: what evaluation and the runtime run."""
+    """Logits of a split network, jitted once per (graph, rows, width): what evaluation and the runtime run. The
+    graph is a static argument, so the trainer's evaluation and the runtime made after it share compilations."""
 
     def __init__(self, graphdef: Any) -> None:
-        def forward(params: Any, ids: jax.Array, lengths: jax.Array) -> jax.Array:
-            return nnx.merge(graphdef, params)({"ids": ids, "lengths": lengths}, None)
-
-        self.fn = jax.jit(forward)
+        self.fn = partial(_forward, graphdef)
 
     def logits(self, params: Any, data: EncodedDataset, batch_size: int, parallel: DataParallel | None = None) -> np.ndarray:
         """Logits for every example of ``data``, in order (length-sorted batches inside, rows and widths bucketed)."""
