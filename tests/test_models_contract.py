@@ -1,4 +1,4 @@
-"""The contract every registered model keeps (run over all of them, plugins included)."""
+"""The contract every registered model keeps (run over all of them, plugins included), on every backend that has it."""
 
 from __future__ import annotations
 
@@ -9,21 +9,40 @@ import torch
 import textsift
 from textsift import registry
 from textsift.config import resolve
+from textsift.config.schema import BACKEND_MODELS
 from textsift.errors import ConfigError
 
 from conftest import TINY, model_settings, tiny_config
 
 MODELS = registry.models.names()
+FLAX_MODELS = sorted(BACKEND_MODELS["flax"])
+#: every (backend, model) pair: torch has every registered model, flax those of its table
+PAIRS = [("torch", m) for m in MODELS] + [("flax", m) for m in FLAX_MODELS]
+PAIR_IDS = [f"{b}-{m}" for b, m in PAIRS]
+#: multilabel: lstm on flax shares gru's network (RnnNetwork, the cell aside) and its BCE path, tested on gru
+ML_PAIRS = [p for p in PAIRS if p != ("flax", "lstm")]
 
 
 def test_every_builtin_model_is_covered():
+    from textsift.backends.flax.networks import NETWORKS
+
     assert {"bag", "linear", "cnn", "lstm", "gru"} <= set(MODELS)
+    assert set(NETWORKS) == set(FLAX_MODELS) == {"bag", "cnn", "lstm", "gru"}  # the config's table is the backend's
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_builds_from_its_default_config(name, tiny_jsonl, tiny_bert):
-    config = resolve({"data": {"train": str(tiny_jsonl)}, "model": model_settings(name, tiny_bert)})
+@pytest.mark.parametrize("backend,name", PAIRS, ids=PAIR_IDS)
+def test_builds_from_its_default_config(backend, name, tiny_jsonl, tiny_bert):
+    config = resolve({"data": {"train": str(tiny_jsonl)}, "model": model_settings(name, tiny_bert), "backend": backend})
     tokenizer = config.tokenizer.build().fit([])
+    if backend == "flax":
+        from textsift.backends.flax.networks import build_network
+
+        from textsift.backends.flax.runtime import FlaxRuntime
+
+        runtime = FlaxRuntime(build_network(config.model, vocab_size=50, num_labels=3, seed=0))
+        logits = runtime.logits({"ids": np.array([[1, 2, 3], [4, 5, 0]]), "lengths": np.array([3, 2])})
+        assert logits.shape == (2, 3) and np.isfinite(logits).all()
+        return
     model = config.model.build(vocab_size=50, num_labels=3, tokenizer=tokenizer)
     batch = {"ids": torch.tensor([[1, 2, 3], [4, 5, 0]]), "lengths": torch.tensor([3, 2]),
              "offsets": torch.tensor([0, 3])}
@@ -33,28 +52,37 @@ def test_builds_from_its_default_config(name, tiny_jsonl, tiny_bert):
     assert model(batch).shape == (2, 3)
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_rejects_a_bad_config_with_a_matching_message(name, tiny_jsonl, tiny_bert):
+@pytest.mark.parametrize("backend,name", PAIRS, ids=PAIR_IDS)
+def test_rejects_a_bad_config_with_a_matching_message(backend, name, tiny_jsonl, tiny_bert):
     base = model_settings(name, tiny_bert)
+    data = {"train": str(tiny_jsonl)}
     with pytest.raises(ConfigError, match=r"unknown setting 'model.not_a_setting'"):
-        resolve({"data": {"train": str(tiny_jsonl)}, "model": {**base, "not_a_setting": 1}})
+        resolve({"data": data, "backend": backend, "model": {**base, "not_a_setting": 1}})
     with pytest.raises(ConfigError, match=r"model.head.dropout: Input should be less than 1"):
-        resolve({"data": {"train": str(tiny_jsonl)}, "model": {**base, "head": {"dropout": 2}}})
+        resolve({"data": data, "backend": backend, "model": {**base, "head": {"dropout": 2}}})
     with pytest.raises(ConfigError, match=r"model.head.activation: Input should be 'relu'"):
-        resolve({"data": {"train": str(tiny_jsonl)}, "model": {**base, "head": {"activation": "swish"}}})
+        resolve({"data": data, "backend": backend, "model": {**base, "head": {"activation": "swish"}}})
 
 
-@pytest.fixture(scope="module", params=MODELS)
+@pytest.mark.parametrize("name", sorted(set(MODELS) - set(FLAX_MODELS)))
+def test_a_model_the_backend_lacks_is_a_one_line_error(name, tiny_jsonl, tiny_bert):
+    with pytest.raises(ConfigError, match=rf"backend 'flax' has no '{name}' model \(it has bag, cnn, lstm, gru\): set backend: torch"):
+        resolve({"data": {"train": str(tiny_jsonl)}, "backend": "flax", "model": model_settings(name, tiny_bert)})
+
+
+@pytest.fixture(scope="module", params=PAIRS, ids=PAIR_IDS)
 def trained(request, tmp_path_factory, tiny_bert):
-    tmp = tmp_path_factory.mktemp(request.param)
+    backend, name = request.param
+    tmp = tmp_path_factory.mktemp(f"{backend}-{name}")
     data = tmp / "tiny.jsonl"
     data.write_text("".join(f'{{"text": "{t}", "label": "{l}"}}\n' for t, l in TINY))
-    raw = tiny_config(data, request.param, trainer__epochs=40)
-    raw["model"] = model_settings(request.param, tiny_bert)
-    if request.param == "transformer":  # a random tiny encoder needs a larger step than a pretrained one
+    raw = tiny_config(data, name, trainer__epochs=40)
+    raw["model"] = model_settings(name, tiny_bert)
+    raw["backend"] = backend
+    if name == "transformer":  # a random tiny encoder needs a larger step than a pretrained one
         raw["trainer"]["optimizer"] = {"lr": 2e-3}
     result = textsift.train(resolve(raw), tmp / "run")
-    return request.param, result, tmp
+    return name, result, tmp
 
 
 def test_overfits_16_examples(trained):
@@ -146,22 +174,24 @@ def multilabel_rows() -> list[dict]:
     return [{"text": t, "label": [l] + (["arts"] if any(w in t.split() for w in ARTS) else [])} for t, l in TINY]
 
 
-@pytest.fixture(scope="module", params=MODELS)
+@pytest.fixture(scope="module", params=ML_PAIRS, ids=[f"{b}-{m}" for b, m in ML_PAIRS])
 def trained_multilabel(request, tmp_path_factory, tiny_bert):
     import json
 
-    tmp = tmp_path_factory.mktemp(f"ml-{request.param}")
+    backend, name = request.param
+    tmp = tmp_path_factory.mktemp(f"ml-{backend}-{name}")
     data = tmp / "tiny_ml.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in multilabel_rows()))
-    raw = tiny_config(data, request.param, trainer__epochs=60)
+    raw = tiny_config(data, name, trainer__epochs=60)
     raw["task"] = "multilabel"
+    raw["backend"] = backend
     raw["thresholds"] = {"tune": "none"}  # plain 0.5 thresholds: the model itself must separate the sets
-    raw["model"] = model_settings(request.param, tiny_bert)
-    raw["trainer"]["optimizer"] = {"lr": 2e-3 if request.param == "transformer" else 5e-3}
-    if request.param == "bag":
+    raw["model"] = model_settings(name, tiny_bert)
+    raw["trainer"]["optimizer"] = {"lr": 2e-3 if name == "transformer" else 5e-3}
+    if name == "bag":
         raw["trainer"]["optimizer"] = {"type": "textsift.training.optim:SparseAdamW", "lr": 0.1}
     result = textsift.train(resolve(raw), tmp / "run")
-    return request.param, result, tmp
+    return name, result, tmp
 
 
 def test_overfits_a_multilabel_fixture(trained_multilabel):
