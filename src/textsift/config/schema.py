@@ -58,6 +58,10 @@ class DataConfig(Section):
         0.1, ge=0.0, lt=1.0,
         description="Fraction of train held out (stratified) as validation when no validation data is given.",
     )
+    unlabeled: str | None = Field(
+        None, description="distill: a data file of texts without labels (read like data.train, the label column not "
+        "needed) that the student learns from through the teacher's outputs.",
+    )
     checks: bool = Field(
         True, description="Before training, check the data cheaply (validation/test texts also in train, labels missing "
         "from a split, heavy truncation) and log warnings; `textsift debug data` checks more.",
@@ -197,6 +201,39 @@ class ThresholdConfig(Section):
     positive_label: str | None = Field(None, description="binary: the positive class (default: the second label).")
 
 
+class AugmentConfig(Section):
+    """Augmented copies of the training texts for distillation (Tang et al. 2019): the teacher labels them."""
+
+    copies: int = Field(0, ge=0, description="Augmented copies of each training text (0: none).")
+    mask_prob: float = Field(0.1, ge=0.0, le=1.0, description="Each word of a copy is replaced by a mask token with this probability.")
+    ngram_prob: float = Field(0.25, ge=0.0, le=1.0, description="A copy keeps only a random n-gram of 1-5 words with this probability.")
+    mask_token: str = Field("[MASK]", min_length=1, description="The word that replaces a masked one.")
+
+
+class DistillConfig(Section):
+    """Knowledge distillation from a trained teacher model (``textsift distill TEACHER_DIR CONFIG``)."""
+
+    teacher: str | None = Field(None, description="The teacher's model directory (the distill command's TEACHER_DIR sets it).")
+    temperature: float = Field(2.0, gt=0.0, description="Softmax temperature T of the soft labels; the KL term is scaled by T^2.")
+    alpha: float = Field(
+        0.5, ge=0.0, le=1.0, description="Weight of the soft-label loss (KL to the teacher); 1 - alpha weighs the hard labels."
+    )
+    hidden_weight: float = Field(0.0, ge=0.0, description="transformer students: weight of the hidden-state MSE (TinyBERT).")
+    attention_weight: float = Field(0.0, ge=0.0, description="transformer students: weight of the attention-map MSE (TinyBERT).")
+    layer_map: list[int] | None = Field(
+        None, description="transformer students: teacher layer (0-based) matched by each student layer; null: evenly spaced, "
+        "the last on the last.",
+    )
+    init_from_teacher_layers: list[int] | None = Field(
+        None, description="transformer students: start from the teacher's embeddings, head and these encoder layers (0-based, "
+        "DistilBERT-style); the student then has len(list) layers.",
+    )
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    cache_dir: str | None = Field(
+        None, description="Where the teacher's outputs are cached by content (null: $XDG_CACHE_HOME/textsift/teacher).",
+    )
+
+
 #: the model types of each backend other than torch (which has them all); the flax backend's own table is
 #: ``textsift.backends.flax.networks.NETWORKS`` (a test keeps the two equal, without config importing a backend)
 BACKEND_MODELS: dict[str, tuple[str, ...]] = {"flax": ("bag", "cnn", "lstm", "gru")}
@@ -225,6 +262,7 @@ class Config(Section):
     )
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)
+    distill: DistillConfig | None = Field(None, description="Distillation from a teacher (textsift distill); null: none.")
 
     @model_validator(mode="before")
     @classmethod
@@ -277,4 +315,4 @@ class Config(Section):
         return self
 
 
-__all__ = ["Config", "DataConfig", "EarlyStoppingConfig", "OptimizerConfig", "ThresholdConfig", "TrainerConfig"]
+__all__ = ["AugmentConfig", "Config", "DataConfig", "DistillConfig", "EarlyStoppingConfig", "OptimizerConfig", "ThresholdConfig", "TrainerConfig"]
