@@ -226,6 +226,7 @@ def train(
     warm_start: Path | None = None,
     in_memory: Sequence[InMemorySplit] = (),
     final_checkpoint: bool = True,
+    prepare: Callable[[Any, Any, EncodedDataset], tuple[Any, Any, EncodedDataset]] | None = None,
 ) -> TrainResult:
     """Train, evaluate on the test data (if any) and, with ``output``, save the run and its model directory.
 
@@ -236,6 +237,8 @@ def train(
     ``in_memory``: data given in Python (checked by :func:`config_and_data`), written where the config names it.
     ``final_checkpoint``: checkpoint the end of training too (``--resume`` with more epochs continues from it);
     ``--model auto``'s candidates skip it, their checkpoints are removed once they are trained.
+    ``prepare``: ``(model, loss, train data) -> (model, loss, train data)`` to train with instead (distillation: the
+    student initialised from the teacher, the loss to the teacher's outputs, the training data with extra texts).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -305,6 +308,9 @@ def train(
             counts = np.bincount(train_data.labels, minlength=len(label_names))  # type: ignore[arg-type]
         loss_fn = (flax_loss(config.trainer.loss, counts, len(train_data)) if flax  # type: ignore[attr-defined]
                    else config.trainer.loss.build(counts, len(train_data)))  # type: ignore[attr-defined]
+        if prepare is not None:  # distillation (textsift.compression) swaps these three; the loop stays this one
+            model, loss_fn, train_data = prepare(model, loss_fn, train_data)
+            n_params = sum(p.numel() for p in model.parameters())
         cbs = list(callbacks)
         checkpoint_path = None
         distributed.barrier()  # rank 0 has prepared the run directory
