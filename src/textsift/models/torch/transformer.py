@@ -72,11 +72,60 @@ class TransformerSpec(ModelSpec):
         if not (encoder_dir / "config.json").is_file():
             raise ModelDirError(f"{directory}: missing encoder/config.json (the encoder's architecture).")
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(str(encoder_dir)))
+        apply_pruned_shapes(encoder)
         return TransformerClassifier(self, encoder, num_labels, tokenizer)
 
     def save_extra(self, model: "TransformerClassifier", directory: Path) -> None:
         (directory / "encoder").mkdir(exist_ok=True)
         model.encoder.config.to_json_file(str(directory / "encoder" / "config.json"))
+
+
+def _slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
+    """A copy of ``linear`` keeping the outputs (``dim`` 0) or inputs (``dim`` 1) at ``index``."""
+    weight = linear.weight.detach().index_select(dim, index).clone()
+    bias = None if linear.bias is None else (linear.bias.detach()[index] if dim == 0 else linear.bias.detach()).clone()
+    out = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        out.weight.copy_(weight)
+        if bias is not None:
+            out.bias.copy_(bias)
+    out.train(linear.training)
+    return out
+
+
+def slice_layer(layer: nn.Module, heads: list[int] | None = None, neurons: list[int] | None = None) -> None:
+    """Keep only the attention ``heads`` and FFN ``neurons`` (indices, ascending) of a BERT-style encoder layer, in
+    place: the weights are sliced, so the layer is smaller and faster (structured pruning)."""
+    if heads is not None:
+        attention = layer.attention.self
+        size = attention.attention_head_size
+        index = torch.tensor([h * size + j for h in heads for j in range(size)], dtype=torch.long)
+        for name in ("query", "key", "value"):
+            setattr(attention, name, _slice_linear(getattr(attention, name), index, 0))
+        layer.attention.output.dense = _slice_linear(layer.attention.output.dense, index, 1)
+        attention.num_attention_heads = len(heads)
+        attention.all_head_size = len(heads) * size
+    if neurons is not None:
+        index = torch.tensor(neurons, dtype=torch.long)
+        layer.intermediate.dense = _slice_linear(layer.intermediate.dense, index, 0)
+        layer.output.dense = _slice_linear(layer.output.dense, index, 1)
+
+
+def apply_pruned_shapes(encoder: nn.Module) -> None:
+    """Give a freshly built encoder the per-layer head and FFN counts its config records after pruning
+    (``textsift_pruned: {heads: [...], ffn: [...]}``, written by ``textsift prune``), before its weights load."""
+    pruned = getattr(encoder.config, "textsift_pruned", None)
+    if not pruned:
+        return
+    layers = encoder.encoder.layer
+    heads, ffn = pruned.get("heads"), pruned.get("ffn")
+    if not (isinstance(heads, list) and isinstance(ffn, list) and len(heads) == len(ffn) == len(layers)):
+        raise ModelDirError(
+            f"encoder/config.json: textsift_pruned must list heads and ffn sizes for each of the {len(layers)} layers; "
+            f"found {pruned!r}. Copy the whole directory that textsift prune wrote."
+        )
+    for layer, n_heads, n_ffn in zip(layers, heads, ffn):
+        slice_layer(layer, list(range(int(n_heads))), list(range(int(n_ffn))))
 
 
 class TransformerClassifier(TorchClassifier):
