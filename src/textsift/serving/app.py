@@ -161,7 +161,7 @@ class ServerState:
         """Warm the predictor up and start the batcher (inside the event loop)."""
         s = self.settings
         stats = BatchStats(on_batch=self.metrics.on_batch, on_depth=self.metrics.queue_depth.set,
-                           on_dropped=self.metrics.dropped.inc)
+                           on_dropped=self.metrics.dropped.inc, on_wait=self.metrics.queue_wait.observe)
         self.predictor = predictor
         self.encoder = Encoder(predictor)
         self.batcher = MicroBatcher(predictor.runtime.logits, predictor.input_format, max_batch_size=s.max_batch_size,

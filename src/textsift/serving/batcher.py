@@ -26,6 +26,11 @@ from textsift.text.base import Ragged
 logger = logging.getLogger(__name__)
 
 
+#: the event loop's timers fire up to about 1 ms late (epoll rounds its timeout up to whole milliseconds): a batch
+#: closes this much before its max wait is over, so that a lone request waits at most the max wait, not ~1 ms more
+TIMER_SLACK = 0.001
+
+
 class QueueFull(Exception):
     """The queue holds ``max_queue`` texts already: the request is refused (HTTP 429), not stored."""
 
@@ -68,6 +73,7 @@ class BatchStats:
     on_batch: Callable[[int, int], None] = lambda texts, tokens: None  # one forward pass: texts, tokens
     on_depth: Callable[[int], None] = lambda depth: None  # texts accepted and not yet answered
     on_dropped: Callable[[int], None] = lambda texts: None  # texts of requests whose client went away
+    on_wait: Callable[[float], None] = lambda seconds: None  # one request: from its arrival to the start of its batch
 
 
 class MicroBatcher:
@@ -166,7 +172,7 @@ class MicroBatcher:
             if first is None:
                 return
             jobs = [first]  # a request larger than the bounds runs alone (split into passes within them)
-            deadline = first.arrived + self.max_wait
+            deadline = first.arrived + max(0.0, self.max_wait - TIMER_SLACK)
             while sum(j.size for j in jobs) < self.max_batch_size:
                 try:
                     timeout = deadline - time.perf_counter()
@@ -185,6 +191,9 @@ class MicroBatcher:
             if dropped:
                 self.stats.on_dropped(dropped)
             if live:
+                started = time.perf_counter()
+                for job in live:
+                    self.stats.on_wait(started - job.arrived)
                 try:
                     results = await loop.run_in_executor(self._executor, self._run, [j.ids for j in live])
                 except Exception as exc:  # noqa: BLE001 - handed to each waiting request, never kills the loop
