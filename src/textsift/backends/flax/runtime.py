@@ -17,6 +17,7 @@ import numpy as np
 from flax import nnx
 
 from textsift.backends.flax import weights as wio
+from textsift.backends.flax.forward import Forward
 from textsift.backends.flax.networks import build_network, count_parameters
 from textsift.backends.flax.shapes import bucket_rows, bucket_width
 from textsift.errors import ModelDirError
@@ -37,8 +38,6 @@ class FlaxRuntime(Runtime):
     input_format = "padded"
 
     def __init__(self, network: nnx.Module) -> None:
-        from textsift.backends.flax.trainer import Forward
-
         self.network = network
         graphdef, params = nnx.split(network, nnx.Param)
         self.params = jax.device_put(params, jax.devices()[0])  # on the device once, not copied per batch

@@ -32,7 +32,8 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
     """``{name: array}`` of a pytree (an nnx.State of parameters, an optax state), named by path."""
     out: dict[str, np.ndarray] = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        out[prefix + _name(path)] = np.ascontiguousarray(np.asarray(leaf))
+        array = np.asarray(leaf)  # (not np.ascontiguousarray: it makes a scalar, an optimizer's step count, 1-d)
+        out[prefix + _name(path)] = array if array.flags.c_contiguous else array.copy()
     return out
 
 
