@@ -1,0 +1,297 @@
+"""The flax backend: torch-exact losses and optimizers, bounded compilation, data parallelism, resume after kill -9,
+the runtime behind the Predictor, and one-line errors. (The model contract over every flax model is in
+test_models_contract.py.)"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import textsift
+from textsift.backends.flax.optim import build_loss, build_optimizer
+from textsift.backends.flax.shapes import bucket_width
+from textsift.config import resolve
+from textsift.config.schema import OptimizerConfig
+from textsift.errors import ConfigError, ModelDirError
+from textsift.training.callbacks import Callback
+from textsift.training.losses import BinaryCrossEntropySpec, CrossEntropySpec
+
+from conftest import TINY, tiny_config, write_jsonl
+
+
+@pytest.mark.parametrize("smoothing,weights", [(0.0, "none"), (0.1, "balanced"), (0.2, "effective_number")])
+def test_cross_entropy_equals_torchs(smoothing, weights):
+    rng = np.random.default_rng(0)
+    logits, labels, counts = rng.normal(size=(9, 4)).astype(np.float32), rng.integers(0, 4, 9), np.array([30, 5, 9, 1])
+    spec = CrossEntropySpec(label_smoothing=smoothing, class_weights=weights)
+    expected = float(spec.build(counts)(torch.from_numpy(logits), torch.from_numpy(labels)))
+    got = build_loss(spec, counts, 45)(jnp.asarray(logits), jnp.asarray(labels), jnp.ones(9))
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    # filler rows (weight 0) change nothing, even with non-finite logits
+    padded = np.concatenate([logits, np.full((3, 4), np.nan, np.float32)])
+    got = build_loss(spec, counts, 45)(jnp.asarray(padded), jnp.asarray(np.r_[labels, 0, 0, 0]), jnp.asarray(np.r_[np.ones(9), np.zeros(3)]))
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_bce_with_balanced_positive_weights_equals_torchs():
+    rng = np.random.default_rng(1)
+    logits, y = rng.normal(size=(6, 3)).astype(np.float32), (rng.random((6, 3)) > 0.6).astype(np.float32)
+    spec = BinaryCrossEntropySpec(pos_weight="balanced", max_pos_weight=3.0)
+    counts = y.sum(axis=0)
+    expected = float(spec.build(counts, 6)(torch.from_numpy(logits), torch.from_numpy(y)))
+    assert float(build_loss(spec, counts, 6)(jnp.asarray(logits), jnp.asarray(y), jnp.ones(6))) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("settings", [
+    {"type": "torch.optim:AdamW", "lr": 0.01, "weight_decay": 0.1},
+    {"type": "torch.optim:Adam", "lr": 0.01, "weight_decay": 0.1, "eps": 1e-6},
+    {"type": "torch.optim:SGD", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
+])
+def test_optimizers_update_as_torchs(settings):
+    """Three steps of the optax transformation equal torch's optimizer on the same gradients (biases undecayed)."""
+    rng = np.random.default_rng(2)
+    w0, b0 = rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32)
+    grads = [(rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32)) for _ in range(3)]
+    spec = OptimizerConfig(**settings)
+    tw, tb = torch.nn.Parameter(torch.from_numpy(w0.copy())), torch.nn.Parameter(torch.from_numpy(b0.copy()))
+    cls = {"AdamW": torch.optim.AdamW, "Adam": torch.optim.Adam, "SGD": torch.optim.SGD}[spec.type.split(":")[1]]
+    kwargs = spec.kwargs()
+    wd = kwargs.pop("weight_decay")
+    opt = cls([{"params": [tw], "weight_decay": wd}, {"params": [tb], "weight_decay": 0.0}], **kwargs)
+    params = {"w": jnp.asarray(w0), "b": jnp.asarray(b0)}
+    tx = build_optimizer(spec, None, lambda p: {"w": "decay", "b": "no_decay"})
+    state = tx.init(params)
+    for gw, gb in grads:
+        tw.grad, tb.grad = torch.from_numpy(gw), torch.from_numpy(gb)
+        opt.step()
+        updates, state = tx.update({"w": jnp.asarray(gw), "b": jnp.asarray(gb)}, state, params)
+        params = jax.tree.map(lambda p, u: p + u, params, updates)
+    np.testing.assert_allclose(np.asarray(params["w"]), tw.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(params["b"]), tb.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_sparse_adamw_leaves_unused_rows_alone():
+    spec = OptimizerConfig(type="textsift.training.optim:SparseAdamW", lr=0.1, sparse_eps=0.2)
+    table = jnp.ones((4, 2))
+    tx = build_optimizer(spec, None, lambda p: {"t": "sparse"})
+    state = tx.init({"t": table})
+    grad = jnp.zeros((4, 2)).at[1].set(1.0)
+    for _ in range(2):
+        updates, state = tx.update({"t": grad}, state, {"t": table})
+    moved = np.asarray(updates["t"])
+    assert np.all(moved[[0, 2, 3]] == 0) and np.all(moved[1] < 0)  # only the used row moves, against its gradient
+
+
+def test_unsupported_optimizer_and_options_are_one_line_errors():
+    with pytest.raises(ConfigError, match=r"'torch.optim:RMSprop' has no flax equivalent.*set backend: torch"):
+        build_optimizer(OptimizerConfig(type="torch.optim:RMSprop"), None, lambda p: p)
+    with pytest.raises(ConfigError, match=r"does not take amsgrad for torch.optim:AdamW"):
+        build_optimizer(OptimizerConfig(type="torch.optim:AdamW", amsgrad=True), None, lambda p: p)
+
+
+def test_buckets_are_powers_of_two_from_16():
+    assert [bucket_width(n) for n in (1, 16, 17, 100, 128, 129)] == [16, 16, 32, 128, 128, 256]
+
+
+def _varied(tmp_path: Path) -> Path:
+    """40 texts of 1 to 70 words: widths in the 16, 32, 64 and 128 buckets."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(40):
+        n = int(rng.integers(1, 71))
+        label = "pos" if i % 2 else "neg"
+        rows.append({"text": " ".join([label] + [f"w{j % 7}" for j in range(n - 1)]), "label": label})
+    return write_jsonl(tmp_path / "varied.jsonl", rows)
+
+
+def test_training_compiles_once_per_width_bucket(tmp_path, caplog):
+    data = _varied(tmp_path)
+    raw = tiny_config(data, "cnn", trainer__epochs=3, trainer__batch_size=8, backend="flax")
+    raw["model"] = {"type": "cnn", "embed_dim": 8, "channels": 8}
+    raw["tokenizer"] = {"type": "words", "max_length": 100}
+    caplog.set_level(logging.WARNING, logger="jax._src.interpreters.pxla")
+    compiles_per_epoch: list[int] = []
+
+    class Count(Callback):
+        def on_epoch_end(self, trainer, metrics):
+            compiles_per_epoch.append(sum("Compiling jit(step)" in r.getMessage() for r in caplog.records))
+
+    with jax.log_compiles(True):
+        result = textsift.train(resolve(raw), callbacks=[Count()])
+    widths = {shape[1] for shape in result_trainer_shapes(caplog)}
+    assert widths <= {16, 32, 64, 128} and len(widths) >= 3  # several buckets were trained on
+    # every step shape compiled in the first epoch (each batch width met then), none in the next two
+    assert compiles_per_epoch[0] == len(widths) and compiles_per_epoch == [compiles_per_epoch[0]] * 3
+    assert result.state.global_step == 15
+
+
+def result_trainer_shapes(caplog) -> list[tuple[int, int]]:
+    """The (rows, width) of the ids argument of each compiled training step, read from jax's compile log."""
+    import re
+
+    shapes = []
+    for record in caplog.records:
+        message = record.getMessage()
+        if "Compiling jit(step)" in message:
+            found = re.findall(r"int32\[(\d+),(\d+)\]", message)
+            shapes.append(tuple(int(x) for x in found[0]))
+    return shapes
+
+
+DP_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import jax, numpy as np
+    sys.path.insert(0, sys.argv[2])
+    from textsift.backends.flax.networks import build_network
+    from textsift.backends.flax.optim import build_loss
+    from textsift.backends.flax.trainer import FlaxTrainer
+    from textsift.batching import EncodedDataset
+    from textsift.config import resolve
+    from textsift.training.callbacks import Callback
+    from conftest import tiny_config
+
+    assert len(jax.devices()) == 2, jax.devices()
+    config = resolve(tiny_config(sys.argv[1], "cnn", trainer__epochs=2, trainer__batch_size=6, backend="flax",
+                                 model__embed_dim=8, model__channels=8, model__dropout=0.3))
+    from textsift.data.loading import load_splits
+    splits = load_splits(config)
+    tokenizer = config.tokenizer.build()
+    train = EncodedDataset(tokenizer.fit_encode(splits.train.examples), splits.labels.encode(splits.train))
+    out = {}
+    for name, devices in (("one", jax.devices()[:1]), ("two", jax.devices())):
+        losses = []
+        class Log(Callback):
+            def on_batch_end(self, trainer, loss):
+                losses.append(loss)
+        net = build_network(config.model, vocab_size=tokenizer.vocab_size, num_labels=2, seed=0)
+        trainer = FlaxTrainer(config.trainer, seed=0, model_spec=config.model, label_names=splits.labels.names,
+                              callbacks=[Log()], devices=devices)
+        trainer.fit(net, train, train, loss_fn=build_loss(config.trainer.loss, np.array([8, 8]), 16))
+        out[name + "_val"] = trainer.state.history[-1]["val/loss"]
+        out[name] = {"losses": losses, "sharding": str(jax.tree.leaves(trainer.params)[0].sharding),
+                     "devices": trainer.parallel.size}
+    print(json.dumps(out))
+""")
+
+
+def test_data_parallel_on_two_devices_gives_one_devices_losses(tiny_jsonl, tmp_path):
+    script = tmp_path / "dp.py"
+    script.write_text(DP_SCRIPT)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, str(script), str(tiny_jsonl), str(Path(__file__).parent)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["one"]["devices"] == 1 and out["two"]["devices"] == 2
+    assert "NamedSharding" in out["two"]["sharding"]  # replicated over the data mesh
+    one, two = np.array(out["one"]["losses"]), np.array(out["two"]["losses"])
+    assert len(one) == len(two) == 6  # 16 examples in batches of 6 (the last padded), 2 epochs
+    np.testing.assert_allclose(two, one, atol=1e-5, rtol=0)
+    assert out["two_val"] == pytest.approx(out["one_val"], abs=1e-5)  # evaluation over the mesh too
+    assert len(set(np.round(one, 6))) == len(one)  # it trained: every step's loss differs
+
+
+KILLER = textwrap.dedent("""
+    import os, signal
+    from typing import Any, Literal
+    from textsift.training.callbacks import Callback, CallbackSpec
+
+    class KillAt(CallbackSpec):
+        type: Literal["flax_kill:KillAt"] = "flax_kill:KillAt"
+
+        def build(self) -> Callback:
+            class _Kill(Callback):
+                def on_batch_end(self, trainer: Any, loss: float) -> None:
+                    if str(trainer.state.global_step) == os.environ.get("TEXTSIFT_TEST_KILL_AT"):
+                        os.kill(os.getpid(), signal.SIGKILL)
+            return _Kill()
+""")
+
+
+def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    (tmp_path / "flax_kill.py").write_text(KILLER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    raw = {
+        "seed": 3, "backend": "flax",
+        "data": {"train": {"type": "sort_detection", "size": 300, "seed": 1}, "test": {"type": "sort_detection", "size": 100, "seed": 2}},
+        "model": {"type": "bag", "embed_dim": 16, "head": {"hidden_dims": [16], "dropout": 0.3}},  # dropout: keys matter
+        "tokenizer": {"type": "hashed_ngrams", "word_ngrams": 3},
+        "trainer": {"epochs": 3, "batch_size": 16, "early_stopping": None, "log_every_steps": 1,
+                    "callbacks": [{"type": "flax_kill:KillAt"}]},
+    }
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    full = textsift.train(resolve(raw), tmp_path / "full")  # in this process: the killer's variable is not set
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "TEXTSIFT_TEST_KILL_AT": "25"}
+    cmd = [sys.executable, "-m", "textsift", "-q", "train", str(config), "--output", str(tmp_path / "killed"), "--checkpoint-every", "4"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert not (tmp_path / "killed" / "model").exists()
+    env.pop("TEXTSIFT_TEST_KILL_AT")
+    proc = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Resumed from" in (tmp_path / "killed" / "train.log").read_text()
+    assert "epoch 2, step 7 of the epoch" in (tmp_path / "killed" / "train.log").read_text()  # step 24: 17 steps an epoch
+    resumed = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert resumed == full.metrics
+    texts = ["a b c", "c b a", "b a c"]
+    np.testing.assert_array_equal(textsift.load(tmp_path / "killed").predict(texts).probabilities,
+                                  full.predictor.predict(texts).probabilities)
+
+
+def test_flax_model_directory_runs_on_flax_and_torch_refuses_it(tmp_path, tiny_jsonl):
+    raw = tiny_config(tiny_jsonl, "bag", trainer__epochs=2, backend="flax")
+    textsift.train(resolve(raw), tmp_path / "run")
+    model_dir = tmp_path / "run" / "model"
+    predictor = textsift.load(model_dir)
+    assert predictor.runtime.name == "flax" and predictor.runtime.describe()["backend"] == "flax"
+    assert yaml.safe_load((model_dir / "config.yaml").read_text())["backend"] == "flax"
+    with pytest.raises(ModelDirError, match=r"holds flax weights, which runtime 'torch' cannot run: choose --runtime flax"):
+        textsift.load(model_dir, runtime="torch")
+    # torch's directories are unchanged: auto still runs them on torch
+    textsift.train(resolve(tiny_config(tiny_jsonl, "bag", trainer__epochs=1)), tmp_path / "torch_run")
+    assert textsift.load(tmp_path / "torch_run").runtime.name == "torch"
+    with pytest.raises(ModelDirError, match=r"holds pt weights, which runtime 'flax' cannot run: choose --runtime torch"):
+        textsift.load(tmp_path / "torch_run", runtime="flax")
+    # the CLI's evaluate goes through the same runtime
+    out = subprocess.run([sys.executable, "-m", "textsift", "evaluate", str(model_dir), str(tiny_jsonl), "--runtime", "flax"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "accuracy" in out.stdout
+
+
+def test_flax_prediction_imports_no_torch(tmp_path, tiny_jsonl):
+    textsift.train(resolve(tiny_config(tiny_jsonl, "cnn", trainer__epochs=1, backend="flax", model__embed_dim=8,
+                                       model__channels=8)), tmp_path / "run")
+    code = ("import sys, textsift.inference as inf\n"
+            f"p = inf.load({str(tmp_path / 'run' / 'model')!r})\n"
+            "print(p.runtime.name, p.predict(['happy film']).labels[0])\n"
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[0] == "flax" and proc.stdout.split()[1] in ("pos", "neg")
+
+
+def test_a_damaged_or_mismatched_flax_model_directory_names_the_file(tmp_path, tiny_jsonl):
+    textsift.train(resolve(tiny_config(tiny_jsonl, "bag", trainer__epochs=1, backend="flax")), tmp_path / "run")
+    model_dir = tmp_path / "run" / "model"
+    labels = json.loads((model_dir / "labels.json").read_text())["labels"]
+    (model_dir / "labels.json").write_text(json.dumps({"labels": labels + ["extra"]}))
+    with pytest.raises(ModelDirError, match=r"tensor 'head/layers/0/bias' has shape \(2,\), the model expects \(3,\)"):
+        textsift.load(model_dir)
+    (model_dir / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelDirError, match=r"model.safetensors: cannot read the tensors"):
+        textsift.load(model_dir, runtime="flax")
