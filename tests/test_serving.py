@@ -392,3 +392,68 @@ def test_only_loopback_counts_as_private():
 
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.3.2.1", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.4", "example.org"))
+
+
+def test_cors_is_off_unless_an_origin_is_allowed(model_dir, predictor):
+    from starlette.testclient import TestClient
+
+    from textsift.serving.app import ServeSettings, create_app
+
+    preflight = {"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}
+    for origins, allowed in (((), None), (("http://app.example",), "http://app.example")):
+        app = create_app(ServeSettings(model_dir=model_dir, cors_origins=origins), predictor=predictor)
+        with TestClient(app) as client:
+            deadline = time.monotonic() + 30
+            while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            r = client.post("/predict", json={"texts": ["a happy film"]}, headers={"Origin": "http://app.example"})
+            assert r.status_code == 200 and r.headers.get("access-control-allow-origin") == allowed
+            r = client.options("/predict", headers=preflight)
+            assert r.headers.get("access-control-allow-origin") == allowed
+            r = client.post("/predict", json={"texts": ["a"]}, headers={"Origin": "http://evil.example"})
+            assert r.headers.get("access-control-allow-origin") is None
+
+
+class _StubPredictor:
+    """What check_request and render read of a Predictor: a pair model, or a multilabel one."""
+
+    def __init__(self, pairs: bool = False, multilabel: bool = False) -> None:
+        self.pairs, self.multilabel = pairs, multilabel
+        self.label_names = ["a", "b", "c"]
+
+    def probabilities(self, logits):
+        return 1 / (1 + np.exp(-logits))
+
+    def decide(self, probs):
+        return [[n for n, p in zip(self.label_names, row) if p >= 0.5] for row in probs]
+
+
+def test_pair_requests_need_one_second_text_per_text():
+    from textsift.serving.app import RequestError, check_request
+    from textsift.serving.schema import PredictRequest
+
+    pair = _StubPredictor(pairs=True)
+    cases = [
+        ({"texts": ["q"]}, ["pairs"], "classifies text pairs"),
+        ({"texts": ["q", "r"], "pairs": ["s"]}, ["pairs"], "1 pairs for 2 texts"),
+        ({"texts": ["q", "r"], "pairs": ["s", " "]}, ["pairs", 1], r"pairs\[1\] is empty"),
+    ]
+    for body, loc, message in cases:
+        with pytest.raises(RequestError, match=message) as caught:
+            check_request(pair, PredictRequest(**body), 10)
+        assert caught.value.status == 422 and caught.value.body()["detail"][0]["loc"] == ["body", *loc]
+    examples = check_request(pair, PredictRequest(texts=["q", "r"], pairs=["s", "t"]), 10)
+    assert [(e.text, e.text_pair, e.row) for e in examples] == [("q", "s", 1), ("r", "t", 2)]
+
+
+def test_multilabel_predictions_give_label_sets():
+    from textsift.serving.app import render
+    from textsift.serving.schema import PredictRequest, PredictResponse
+
+    logits = np.array([[2.0, -2.0, 1.0], [-3.0, -3.0, -3.0]], np.float32)
+    out = render(_StubPredictor(multilabel=True), logits, [False, True], PredictRequest(texts=["x", "y"], top_k=2))
+    assert out["multilabel"] is True
+    assert [p["labels"] for p in out["predictions"]] == [["a", "c"], []]
+    assert [q["label"] for q in out["predictions"][0]["top_k"]] == ["a", "c"]
+    assert out["predictions"][1]["truncated"] is True
+    PredictResponse.model_validate(out)  # the documented response schema
