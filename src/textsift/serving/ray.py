@@ -103,14 +103,14 @@ def run_ray_serve(settings: ServeSettings, *, host: str, port: int, replicas: in
     from ray import serve
 
     ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, logging_level=logging.WARNING)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own (it would end the process at once)
+        signal.signal(sig, lambda *_: stop.set())
     try:
         serve.start(http_options={"host": host, "port": port})
         serve.run(deployment(settings, replicas), name="textsift", route_prefix="/")
         announce(f"http://{host}:{port}")
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        stop.wait()
+        stop.wait()  # then Serve drains its replicas (their graceful shutdown) before Ray stops
     finally:
         serve.shutdown()
         ray.shutdown()
