@@ -22,6 +22,7 @@ class CnnSpec(ModelSpec):
     embed_dim: int = Field(128, ge=1)
     channels: int = Field(128, ge=1)
     kernel_size: int = Field(3, ge=1)
+    stride: int = Field(1, ge=1, description="Stride of both convolutions (the JAX AI stack's IMDB network uses 3).")
     activation: Activation = "relu"
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
 
@@ -30,9 +31,9 @@ class CnnSpec(ModelSpec):
 
 
 class _ConvBlock(nn.Module):
-    def __init__(self, in_dim: int, out_dim: int, kernel: int, activation: str, dropout: float) -> None:
+    def __init__(self, in_dim: int, out_dim: int, kernel: int, activation: str, dropout: float, stride: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(in_dim, out_dim, kernel, padding=kernel // 2)
+        self.conv = nn.Conv1d(in_dim, out_dim, kernel, stride=stride, padding=kernel // 2)
         self.norm = nn.LayerNorm(out_dim)
         self.act = ACTIVATIONS[activation]()
         self.drop = nn.Dropout(dropout)
@@ -46,16 +47,20 @@ class CnnClassifier(TorchClassifier):
     def __init__(self, spec: CnnSpec, vocab_size: int, num_labels: int) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, spec.embed_dim, padding_idx=0)
-        self.block1 = _ConvBlock(spec.embed_dim, spec.channels, spec.kernel_size, spec.activation, spec.dropout)
-        self.block2 = _ConvBlock(spec.channels, spec.channels, spec.kernel_size, spec.activation, spec.dropout)
+        self.block1 = _ConvBlock(spec.embed_dim, spec.channels, spec.kernel_size, spec.activation, spec.dropout, spec.stride)
+        self.block2 = _ConvBlock(spec.channels, spec.channels, spec.kernel_size, spec.activation, spec.dropout, spec.stride)
         self.head = ClassificationHead(spec.head, spec.channels, num_labels)
+        self.stride = spec.stride
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids, lengths = batch["ids"], batch["lengths"]
-        mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]
-        keep = mask[:, :, None]
+        s = self.stride  # an output position j of a block reads from input position j * s on
+        width1 = -(-ids.shape[1] // s)
+        width2 = -(-width1 // s)
+        keep = (torch.arange(width1, device=ids.device)[None, :] * s < lengths[:, None])[:, :, None]
+        mask = torch.arange(width2, device=ids.device)[None, :] * s * s < lengths[:, None]
         x = self.embedding(ids)  # padding rows are zero, like the convolution's own zero padding
-        x = self.block1(x, ids.shape[1]) * keep  # so a text gives the same result however much it is padded
-        x = self.block2(x, ids.shape[1])
+        x = self.block1(x, width1) * keep  # so a text gives the same result however much it is padded
+        x = self.block2(x, width2)
         x = x.masked_fill(~mask[:, :, None], float("-inf"))
         return self.head(x.max(dim=1).values)
