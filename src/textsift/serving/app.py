@@ -407,19 +407,15 @@ def create_app(settings: ServeSettings, predictor: Any = None, api_key: str | No
         return HTMLResponse(page_html)
 
     routes = frozenset(r.path for r in app.routes if hasattr(r, "path"))
-    wrapped: Any = app
-    wrapped_app = BodyLimitMiddleware(wrapped, settings.max_body_bytes)
+    http: ASGIApp = BodyLimitMiddleware(app, settings.max_body_bytes)
     if api_key is not None:
-        wrapped_app = AuthMiddleware(wrapped_app, api_key)  # type: ignore[assignment]
+        http = AuthMiddleware(http, api_key)
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
-        wrapped_app = CORSMiddleware(wrapped_app, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],  # type: ignore[assignment]
-                                     allow_headers=["authorization", "content-type"])
-    outer = MetricsMiddleware(wrapped_app, state, routes)
-    outer.state = state  # type: ignore[attr-defined]
-    outer.fastapi = app  # type: ignore[attr-defined]
-    return _LifespanApp(outer, app)
+        http = CORSMiddleware(http, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                              allow_headers=["authorization", "content-type"])
+    return _LifespanApp(MetricsMiddleware(http, state, routes), app)
 
 
 class _LifespanApp:
