@@ -115,6 +115,7 @@ def train_auto(
     output.mkdir(parents=True, exist_ok=True)
     budget = budget_s
     beside: dict[int, Any] = {}  # candidate index -> its future, training in a second process
+    threads = 0  # this process's torch threads before the second process started (0: not changed)
     queue, finished = list(range(len(candidates))), []
     while queue:
         i = queue.pop(0)
@@ -158,13 +159,17 @@ def train_auto(
 
                 try:
                     cand.metrics, cand.seconds = beside.pop(i).result()
+                    _set_threads(threads)  # the other core is free again
                 except BrokenProcessPool:  # the second process died (out of memory, killed): train it here instead
                     logger.warning("auto: the second process training %s died; training it in this one", cand.name)
+                    _set_threads(threads)
                     cand.metrics, cand.seconds = _train_candidate(cand.config, run_dir, held, folds, metric, resume=True,
                                                                   callbacks=callbacks)
             else:
                 if i == 0:
                     beside = _start_beside(candidates, output, held, folds, metric, resume)
+                    if beside:  # this process keeps one core while the second process has the other
+                        threads = _set_threads(1)
                 cand.metrics, cand.seconds = _train_candidate(cand.config, run_dir, held, folds, metric, resume=resume,
                                                               callbacks=callbacks, deadline=deadline)
             if cand.metrics is None:
@@ -214,6 +219,16 @@ def _train_candidate(
         metrics = train(config, run_dir, resume=resume and run_dir.is_dir(), splits=held, report=False,
                         callbacks=[*callbacks, *stop], final_checkpoint=False).metrics
     return metrics, time.perf_counter() - t
+
+
+def _set_threads(n: int) -> int:
+    """Set torch's intra-op threads (0: leave them) and return the number before."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    return before
 
 
 def _train_beside(*args: Any, **kwargs: Any) -> tuple[dict[str, float] | None, float]:

@@ -43,18 +43,20 @@ def save_checkpoint(
     path: Path,
     *,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     scheduler: Any,
     best_weights: dict[str, torch.Tensor] | None,
     meta: dict[str, Any],
 ) -> None:
-    opt_tensors, opt_meta = _split_optimizer(optimizer.state_dict())
+    """Model, optimizer, schedule, best weights and RNG in one safetensors file; a model fitted by a solver (linear)
+    has no optimizer or schedule (None)."""
+    opt_tensors, opt_meta = _split_optimizer(optimizer.state_dict()) if optimizer is not None else ({}, {})
     tensors = {f"model/{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     tensors.update({k: v.contiguous() for k, v in opt_tensors.items()})
     if best_weights is not None:
         tensors.update({f"best/{k}": v.contiguous() for k, v in best_weights.items()})
     tensors["rng/torch"] = torch.get_rng_state()
-    sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
+    sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"} if scheduler is not None else {}
     header = {"meta": json.dumps({**meta, "optimizer": opt_meta, "scheduler": sched})}
     atomic_write_bytes(path, save(tensors, metadata=header))
 
@@ -75,13 +77,15 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
 
 def restore(
     tensors: dict[str, torch.Tensor], meta: dict[str, Any], *, model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer, scheduler: Any,
+    optimizer: torch.optim.Optimizer | None, scheduler: Any,
 ) -> dict[str, torch.Tensor] | None:
     model.load_state_dict({k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
-    optimizer.load_state_dict(_join_optimizer(tensors, meta["optimizer"]))
-    sched = scheduler.state_dict()
-    sched.update(meta["scheduler"])
-    scheduler.load_state_dict(sched)
+    if optimizer is not None:
+        optimizer.load_state_dict(_join_optimizer(tensors, meta["optimizer"]))
+    if scheduler is not None:
+        sched = scheduler.state_dict()
+        sched.update(meta["scheduler"])
+        scheduler.load_state_dict(sched)
     torch.set_rng_state(tensors["rng/torch"])
     best = {k[len("best/"):]: v for k, v in tensors.items() if k.startswith("best/")}
     return best or None

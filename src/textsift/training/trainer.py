@@ -221,6 +221,11 @@ class Trainer:
         training's exploit step): weights, optimizer moments and the step count come from the checkpoint;
         learning rate, weight decay and the schedule (warmup) from the current config."""
         tensors, meta = ckpt.load_checkpoint(path)
+        if self.optimizer is None:  # a solver model: the weights are the whole state
+            ckpt.restore(tensors, meta, model=self.model, optimizer=None, scheduler=None)  # type: ignore[arg-type]
+            previous = TrainerState.from_json(meta["state"])
+            self.state.epoch, self.state.global_step = previous.epoch, previous.global_step
+            return
         # the configured rate: a schedule has already scaled "lr" by its factor at step 0 (warmup)
         fresh = [(g.get("initial_lr", g["lr"]), g.get("weight_decay")) for g in self.optimizer.param_groups]  # type: ignore[union-attr]
         ckpt.restore(tensors, meta, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler)  # type: ignore[arg-type]
@@ -253,7 +258,9 @@ class Trainer:
         self.model = model.to(self.device)
         loss_fn = loss_fn.to(self.device)
         self._setup_precision()
-        self.optimizer = self._build_optimizer(model)
+        solver = hasattr(model, "solve")  # a model fitted by a solver to convergence (linear): no optimizer, no epochs
+        # (constructing any torch optimizer imports torch._dynamo: about 1.5 s that a solver run need not wait for)
+        self.optimizer = None if solver else self._build_optimizer(model)
         if distributed.active():
             if hasattr(model, "sparse_parameters") and model.sparse_parameters():
                 raise ConfigError(
@@ -266,7 +273,7 @@ class Trainer:
             self.ddp = DistributedDataParallel(model, device_ids=ids)
         lengths = train.ids.lengths
         steps_per_epoch = len(self._epoch_batches(lengths, 0))
-        self.scheduler = cfg.scheduler.build(self.optimizer, steps_per_epoch * cfg.epochs)  # type: ignore[attr-defined]
+        self.scheduler = None if solver else cfg.scheduler.build(self.optimizer, steps_per_epoch * cfg.epochs)  # type: ignore[attr-defined]
         self.state.steps_per_epoch = steps_per_epoch
         self.state.total_steps = steps_per_epoch * cfg.epochs
         if resume and self.checkpoint_path is not None:
@@ -276,9 +283,9 @@ class Trainer:
         assert train.labels is not None
         self._call("on_fit_start")
         model.train()
-        if hasattr(model, "solve"):  # a model fitted by a solver to convergence (linear): one pass, no epochs
+        if solver:
             self._solve(model, train, validation, loss_fn)
-        while self.state.epoch < cfg.epochs and not self.state.should_stop and not hasattr(model, "solve"):
+        while self.state.epoch < cfg.epochs and not self.state.should_stop and not solver:
             self._call("on_epoch_start")
             batches = self._epoch_batches(lengths, self.state.epoch)
             skip = self.state.step_in_epoch
