@@ -20,9 +20,12 @@ DPI = 100
 
 
 def _png(fig: Figure) -> bytes:
+    """The figure as PNG bytes. Every figure lays itself out (constrained layout, with a margin): no
+    ``bbox_inches="tight"``, which draws each figure twice (measured: half of the report's time)."""
     FigureCanvasAgg(fig)
+    fig.get_layout_engine().set(w_pad=0.1, h_pad=0.1)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.15)
+    fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
 
 
