@@ -1,0 +1,230 @@
+"""The flax backend against torch: the same configs (bag, cnn, lstm) on trec, emotion and imdb, and the IMDB CNN
+example of the JAX AI stack tutorial (examples/imdb/flax_cnn.yaml) on both backends.
+
+Usage: python benchmarks/flax_vs_torch.py [--parts models example] [--imdb-train 5000] [--imdb-test 5000] [--no-write]
+
+- models: each (dataset, model) trains once per backend from the same config: the model's recommended settings,
+  seed 0, early stopping off, a fixed number of epochs (bag 5, cnn 4, lstm 3), the best epoch's weights restored
+  (on validation: emotion's own, 10% of train elsewhere). Measured: test accuracy; the time of the training loop
+  per epoch (steps only, without evaluation), the first epoch apart (for flax it holds the compilation of the step,
+  once per width bucket), the steady state as the median of the later epochs, and the ratio flax / torch of the
+  steady state (target <= 1.5). imdb is subsampled (seeded) to --imdb-train training and --imdb-test test reviews
+  so the table fits in about ten minutes of a 2-core CPU; the example part runs on all of imdb.
+- example: examples/imdb/flax_cnn.yaml (the tutorial's network with textsift's subword tokenizer) on the full imdb
+  train and test, with backend flax and torch; test accuracy per backend (target >= 0.87 on flax, torch within 1 point).
+
+Both backends use 2 CPU threads (torch.set_num_threads via trainer.num_threads; XLA's CPU pool is the 2 cores).
+Results go to benchmarks/results/flax_vs_torch.json and the marked section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gzip
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402
+
+from _markdown import write_section  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "datasets"
+WORK = ROOT / "benchmarks" / ".work" / "flax_vs_torch"
+RESULTS = ROOT / "benchmarks" / "results" / "flax_vs_torch.json"
+COMMAND = "python benchmarks/flax_vs_torch.py"
+EPOCHS = {"bag": 5, "cnn": 4, "lstm": 3}
+
+
+def read_rows(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def subsample(src: Path, dst: Path, n: int, seed: int) -> Path:
+    rows = read_rows(src)
+    if n < len(rows):
+        keep = np.sort(np.random.default_rng(seed).choice(len(rows), n, replace=False))
+        rows = [rows[i] for i in keep]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return dst
+
+
+def datasets(imdb_train: int, imdb_test: int) -> dict[str, dict[str, Any]]:
+    return {
+        "trec": {"train": str(DATA / "trec" / "train.jsonl"), "test": str(DATA / "trec" / "test.jsonl")},
+        "emotion": {"train": str(DATA / "emotion" / "train.jsonl"), "validation": str(DATA / "emotion" / "validation.jsonl"),
+                    "test": str(DATA / "emotion" / "test.jsonl")},
+        "imdb": {"train": str(subsample(DATA / "imdb" / "train.jsonl.gz", WORK / f"imdb_train_{imdb_train}.jsonl", imdb_train, 0)),
+                 "test": str(subsample(DATA / "imdb" / "test.jsonl.gz", WORK / f"imdb_test_{imdb_test}.jsonl", imdb_test, 1))},
+    }
+
+
+class EpochClock:
+    """A callback timing each epoch's training loop (its steps, without the evaluation after them)."""
+
+    def __init__(self) -> None:
+        from textsift.training.callbacks import Callback
+
+        clock = self
+        self.loops: list[float] = []
+        self._start = 0.0
+        self._last = 0.0
+
+        class _Clock(Callback):
+            def on_epoch_start(self, trainer: Any) -> None:
+                clock._start = clock._last = time.perf_counter()
+
+            def on_batch_end(self, trainer: Any, loss: float) -> None:
+                clock._last = time.perf_counter()
+
+            def on_epoch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
+                clock.loops.append(clock._last - clock._start)
+
+        self.callback = _Clock()
+
+
+def train_once(raw: dict[str, Any], out: Path) -> dict[str, Any]:
+    import shutil
+
+    import textsift
+    from textsift.config import resolve
+
+    shutil.rmtree(out, ignore_errors=True)
+    clock = EpochClock()
+    t0 = time.perf_counter()
+    result = textsift.train(resolve(copy.deepcopy(raw)), out, callbacks=[clock.callback], report=False)
+    total = time.perf_counter() - t0
+    loops = clock.loops
+    steady = statistics.median(loops[1:]) if len(loops) > 1 else loops[0]
+    return {
+        "test_accuracy": round(result.metrics["test/accuracy"], 4),
+        "best_epoch": result.state.best_epoch,
+        "epoch_loop_s": [round(x, 2) for x in loops],
+        "first_epoch_s": round(loops[0], 2),
+        "steady_epoch_s": round(steady, 2),
+        "first_epoch_extra_s": round(loops[0] - steady, 2),  # flax: mostly the step's compilations
+        "total_s": round(total, 1),
+    }
+
+
+def part_models(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for name, data in datasets(args.imdb_train, args.imdb_test).items():
+        if name not in args.datasets:
+            continue
+        for model in args.models:
+            epochs = args.epochs or EPOCHS[model]
+            row: dict[str, Any] = {"dataset": name, "model": model, "epochs": epochs}
+            for backend in ("torch", "flax"):
+                raw = {"seed": 0, "backend": backend, "data": dict(data), "model": {"type": model},
+                       "trainer": {"epochs": epochs, "early_stopping": None, "num_threads": 2}}
+                row[backend] = train_once(raw, WORK / "runs" / f"{name}-{model}-{backend}")
+                print(name, model, backend, row[backend], flush=True)
+            row["accuracy_gap"] = round(row["flax"]["test_accuracy"] - row["torch"]["test_accuracy"], 4)
+            row["steady_ratio"] = round(row["flax"]["steady_epoch_s"] / row["torch"]["steady_epoch_s"], 2)
+            rows.append(row)
+            save({"models": rows}, args)
+    return rows
+
+
+def part_example(args: argparse.Namespace) -> dict[str, Any]:
+    import yaml
+
+    from textsift.config.loader import read_config_file
+
+    example = ROOT / "examples" / "imdb" / "flax_cnn.yaml"
+    raw = read_config_file(example)
+    raw["data"] = {**raw["data"], "train": str(DATA / "imdb" / "train.jsonl.gz"), "test": str(DATA / "imdb" / "test.jsonl.gz")}
+    if args.example_epochs:
+        raw["trainer"]["epochs"] = args.example_epochs
+    out: dict[str, Any] = {"config": str(example.relative_to(ROOT)), "epochs": raw["trainer"]["epochs"],
+                           "train": "imdb train (25,000)", "test": "imdb test (24,678)"}
+    for backend in ("flax", "torch"):
+        raw["backend"] = backend
+        out[backend] = train_once(raw, WORK / "runs" / f"example-{backend}")
+        history = json.loads((WORK / "runs" / f"example-{backend}" / "model" / "meta.json").read_text())
+        out[backend]["val_accuracy"] = round(history["metrics"].get("val/accuracy", float("nan")), 4)
+        print("example", backend, out[backend], flush=True)
+        save({"example": out}, args)
+    del yaml
+    return out
+
+
+def save(update: dict[str, Any], args: argparse.Namespace) -> None:
+    if args.no_write:
+        return
+    import jax
+
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    old.update(update)
+    old["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "jax": jax.__version__,
+                      "jax_devices": [str(d) for d in jax.devices()], "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    old["command"] = COMMAND + " " + " ".join(sys.argv[1:])
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(old, indent=1))
+    write_section("flax_vs_torch", markdown(old))
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["<!-- flax_vs_torch:start -->", "## Flax backend vs torch", "",
+             f"`{results.get('command', COMMAND)}` ({results['machine']['measured']}, {results['machine']['cpus']} CPUs, "
+             f"jax {results['machine']['jax']} on {', '.join(results['machine']['jax_devices'])}; 2 threads each, "
+             "under the shared heavy-run lock).", ""]
+    rows = results.get("models", [])
+    if rows:
+        lines += ["Same config per row (the model's recommended settings, seed 0, no early stopping). Loop time per epoch: "
+                  "the training steps only. *first*: the first epoch (flax: with the step's compilations, one per width "
+                  "bucket); *steady*: the median of the later epochs. imdb: a seeded subsample (see the command).", "",
+                  "| dataset | model | epochs | torch acc | flax acc | gap | torch first / steady s | flax first / steady s | flax compile (first - steady) s | steady flax / torch |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            t, f = r["torch"], r["flax"]
+            lines.append(f"| {r['dataset']} | {r['model']} | {r['epochs']} | {t['test_accuracy']:.4f} | {f['test_accuracy']:.4f} | "
+                         f"{r['accuracy_gap']:+.4f} | {t['first_epoch_s']} / {t['steady_epoch_s']} | {f['first_epoch_s']} / "
+                         f"{f['steady_epoch_s']} | {f['first_epoch_extra_s']} | {r['steady_ratio']}x |")
+        lines.append("")
+    example = results.get("example")
+    if example:
+        lines += [f"IMDB CNN example (`{example['config']}`, {example['epochs']} epochs, {example['train']}, {example['test']}):", "",
+                  "| backend | test accuracy | best val accuracy | loop s per epoch (each) | total s |", "|---|---|---|---|---|"]
+        for backend in ("flax", "torch"):
+            if backend in example:
+                e = example[backend]
+                lines.append(f"| {backend} | {e['test_accuracy']:.4f} | {e['val_accuracy']:.4f} | {', '.join(map(str, e['epoch_loop_s']))} | {e['total_s']} |")
+        lines.append("")
+    lines.append("<!-- flax_vs_torch:end -->")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", nargs="+", default=["models", "example"], choices=["models", "example"])
+    parser.add_argument("--imdb-train", type=int, default=5000)
+    parser.add_argument("--imdb-test", type=int, default=5000)
+    parser.add_argument("--datasets", nargs="+", default=["trec", "emotion", "imdb"])
+    parser.add_argument("--models", nargs="+", default=["bag", "cnn", "lstm"])
+    parser.add_argument("--epochs", type=int, default=None, help="Override every model's epochs (a quick check).")
+    parser.add_argument("--example-epochs", type=int, default=None, help="Override the example's epochs.")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    if "models" in args.parts:
+        part_models(args)
+    if "example" in args.parts:
+        part_example(args)
+
+
+if __name__ == "__main__":
+    main()
