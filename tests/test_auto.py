@@ -44,7 +44,8 @@ def test_auto_chooses_the_better_candidate_even_when_it_comes_second(tmp_path):
 
 def test_the_budget_stops_after_the_first_two(tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY * 3])
-    candidates = candidate_configs(lambda extra: load_config(base={"data": {"train": str(data)}}, overrides=extra))
+    candidates = candidate_configs(lambda extra: load_config(base={"data": {"train": str(data)}}, overrides=extra),
+                                   ["linear", "bag", "linear-C30"])
     assert len(candidates) > 2
     train_auto(candidates, tmp_path / "run", budget_s=0.001, report=False)
     board = json.loads((tmp_path / "run" / "leaderboard.json").read_text())["candidates"]
@@ -116,7 +117,8 @@ def test_linear_candidates_drop_character_ngrams_on_long_texts(tmp_path):
     from textsift.training.auto import LONG_TEXTS, _words_only_on_long_texts
 
     data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY * 3])
-    candidates = candidate_configs(lambda extra: load_config(base={"data": {"train": str(data)}}, overrides=extra))
+    candidates = candidate_configs(lambda extra: load_config(base={"data": {"train": str(data)}}, overrides=extra),
+                                   ["linear", "bag", "linear-C30"])
     splits = load_splits(candidates[0].config)
     _words_only_on_long_texts(candidates, splits)  # short texts: unchanged
     assert [c.config.tokenizer.char_ngrams for c in candidates if c.config.model.type == "linear"] == [(2, 5), (2, 5)]
@@ -140,8 +142,9 @@ def test_a_third_candidate_trains_while_the_second_is_still_training_beside(tmp_
     train = write_jsonl(tmp_path / "train.jsonl", suffix_task(300, 0))
     validation = write_jsonl(tmp_path / "val.jsonl", suffix_task(1000, 1))  # 1000: no cross-validation
     base = {"data": {"train": str(train), "validation": str(validation)}}
-    candidates = candidate_configs(lambda extra: load_config(base=base, overrides=[*extra, "trainer.epochs=30"]))
-    assert [c.name for c in candidates] == ["linear", "bag", "linear-C30"]
+    candidates = candidate_configs(lambda extra: load_config(base=base, overrides=[*extra, "trainer.epochs=30"]),
+                                   ["linear-C30", "bag", "linear"])
+    assert [c.name for c in candidates] == ["linear", "bag", "linear-C30"]  # in the order of CANDIDATES
     train_auto(candidates, tmp_path / "run", budget_s=0.001, report=False)
     board = {r["candidate"]: r for r in json.loads((tmp_path / "run" / "leaderboard.json").read_text())["candidates"]}
     assert not any(r["skipped"] for r in board.values()) and all(r["val/accuracy"] for r in board.values())
@@ -164,3 +167,23 @@ def test_a_zero_config_run_imports_neither_scikit_learn_nor_matplotlib_without_a
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_the_defaults_are_linear_and_bag_and_every_named_candidate_resolves(tmp_path):
+    from textsift.training.auto import CANDIDATES
+
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY])
+    make = lambda extra: load_config(base={"data": {"train": str(data)}}, overrides=extra)  # noqa: E731
+    assert [c.name for c in candidate_configs(make)] == ["linear", "bag"]
+    every = candidate_configs(make, [name for name, _ in CANDIDATES])
+    assert {c.name: c.config.model.type for c in every} == {"linear": "linear", "bag": "bag", "linear-C30": "linear",
+                                                            "linear-C3": "linear", "bag-chars": "bag"}
+    assert next(c for c in every if c.name == "bag-chars").config.tokenizer.char_ngrams == (3, 5)
+
+
+def test_an_unknown_candidate_is_refused_naming_the_known_ones(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY])
+    message = error_of(run("train", "--train", str(data), "--candidates", "linear,svm", "-o", str(tmp_path / "r")))
+    assert "--candidates: unknown candidate 'svm'; choose from linear, bag, linear-C30" in message
+    message = error_of(run("train", "--train", str(data), "--model", "bag", "--candidates", "linear", "-o", str(tmp_path / "b")))
+    assert "--candidates are what --model auto chooses from" in message

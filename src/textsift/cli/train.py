@@ -79,6 +79,9 @@ def train(
     ),
     budget: float | None = typer.Option(
         None, "--budget", min=1, help="--model auto: seconds to spend on candidates (default: a few bag runs; two are always tried)."),
+    candidates_opt: str | None = typer.Option(
+        None, "--candidates", help="--model auto: the candidates to try, comma-separated, in this order of preference "
+        "(default linear,bag; also linear-C30, linear-C3, bag-chars)."),
     no_data_checks: bool = typer.Option(
         False, "--no-data-checks", help="Skip the cheap data checks before training (sets data.checks=false; see textsift debug data)."),
 ) -> None:
@@ -99,6 +102,8 @@ def train(
         flags.append(f"model={model}")
     if budget is not None and not auto:
         raise ConfigError("--budget is the time --model auto spends choosing a model; this run trains one named model.")
+    if candidates_opt is not None and not auto:
+        raise ConfigError("--candidates are what --model auto chooses from; this run trains one named model.")
     if config is None and resume and output is not None and (output / "config.yaml").is_file() and not auto_run:
         from textsift.training.run import untrained_run_files
 
@@ -126,7 +131,8 @@ def train(
     if auto:
         from textsift.training.auto import candidate_configs, train_auto
 
-        candidates = candidate_configs(lambda extra: _load_train_config(config, flags + extra + list(overrides)))
+        names = None if candidates_opt is None else [n.strip() for n in candidates_opt.split(",") if n.strip()]
+        candidates = candidate_configs(lambda extra: _load_train_config(config, flags + extra + list(overrides)), names)
         result = train_auto(candidates, output, budget_s=budget, resume=resume, callbacks=callbacks,
                             report=not no_report)
         console.print(f"auto: chose {result.state.stop_reason.removeprefix('auto chose ')}; leaderboard: {output / 'leaderboard.csv'}",
