@@ -295,3 +295,67 @@ def test_a_damaged_or_mismatched_flax_model_directory_names_the_file(tmp_path, t
     (model_dir / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ModelDirError, match=r"model.safetensors: cannot read the tensors"):
         textsift.load(model_dir, runtime="flax")
+
+
+def _torch_to_flax(name: str, state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """A torch network's state dict under the flax network's parameter names (transposed where layouts differ)."""
+    out: dict[str, np.ndarray] = {}
+    head = sorted({int(k.split(".")[2]) for k in state if k.startswith("head.net.")})
+    for i, index in enumerate(head):
+        out[f"head/layers/{i}/kernel"] = state[f"head.net.{index}.weight"].numpy().T
+        out[f"head/layers/{i}/bias"] = state[f"head.net.{index}.bias"].numpy()
+    out["embedding" if name == "bag" else "embedding/embedding"] = state["embedding.weight"].numpy()
+    if name == "cnn":
+        for block in ("block1", "block2"):
+            out[f"{block}/conv/kernel"] = state[f"{block}.conv.weight"].numpy().transpose(2, 1, 0)
+            out[f"{block}/conv/bias"] = state[f"{block}.conv.bias"].numpy()
+            out[f"{block}/norm/scale"] = state[f"{block}.norm.weight"].numpy()
+            out[f"{block}/norm/bias"] = state[f"{block}.norm.bias"].numpy()
+    if name in ("lstm", "gru"):
+        for key, value in state.items():
+            if key.startswith("rnn."):
+                kind, layer = key[len("rnn."):].split("_l")
+                direction = 1 if layer.endswith("_reverse") else 0
+                layer = layer.removesuffix("_reverse")
+                target = {"weight_ih": "w_in", "weight_hh": "w_h", "bias_ih": "b_in", "bias_hh": "b_h"}[kind]
+                out[f"layers/{layer}/{direction}/{target}"] = value.numpy().T if kind.startswith("weight") else value.numpy()
+    return out
+
+
+@pytest.mark.parametrize("name,settings", [
+    ("bag", {"embed_dim": 6, "head": {"hidden_dims": [5]}}),
+    ("bag", {"embed_dim": 6, "pooling": "max", "sparse": False}),  # (torch: max pooling has no sparse mode)
+    ("cnn", {"embed_dim": 6, "channels": 5, "kernel_size": 7, "stride": 3, "head": {"hidden_dims": [4]}}),
+    ("cnn", {"embed_dim": 6, "channels": 5, "kernel_size": 4, "activation": "gelu"}),
+    ("lstm", {"embed_dim": 6, "hidden_size": 5, "layers": 2, "pooling": "max"}),
+    ("lstm", {"embed_dim": 6, "hidden_size": 5, "bidirectional": False, "pooling": "last"}),
+    ("gru", {"embed_dim": 6, "hidden_size": 5, "layers": 2, "pooling": "last"}),
+    ("gru", {"embed_dim": 6, "hidden_size": 5, "pooling": "mean"}),
+])
+def test_the_same_spec_computes_the_same_function_on_both_backends(name, settings, tiny_jsonl):
+    """torch's weights copied into the flax network give torch's logits: the backends build one network from a spec."""
+    from flax import nnx
+
+    from textsift.backends.flax import weights as wio
+    from textsift.backends.flax.networks import build_network
+    from textsift.backends.flax.runtime import FlaxRuntime
+
+    spec = resolve({"data": {"train": str(tiny_jsonl)}, "model": {"type": name, **settings}}).model
+    torch.manual_seed(0)
+    net = spec.build(vocab_size=40, num_labels=3).eval()
+    flax_net = build_network(spec, vocab_size=40, num_labels=3, seed=0)
+    arrays = _torch_to_flax(name, {k: v.detach() for k, v in net.state_dict().items()})
+    nnx.update(flax_net, wio.unflatten(nnx.state(flax_net, nnx.Param), arrays, source="torch"))
+    texts = [[3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], [8, 9], [10], [20, 21, 22, 23, 24]]
+    padded = np.zeros((4, 11), np.int64)
+    for i, t in enumerate(texts):
+        padded[i, : len(t)] = t
+    lengths = np.array([len(t) for t in texts])
+    if name == "bag":
+        batch = {"ids": torch.tensor(sum(texts, [])), "offsets": torch.tensor(np.r_[0, np.cumsum(lengths)[:-1]])}
+    else:
+        batch = {"ids": torch.from_numpy(padded), "lengths": torch.from_numpy(lengths)}
+    with torch.no_grad():
+        expected = net(batch).numpy()
+    got = FlaxRuntime(flax_net).logits({"ids": padded, "lengths": lengths})
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
