@@ -187,3 +187,27 @@ def test_an_unknown_candidate_is_refused_naming_the_known_ones(tmp_path):
     assert "--candidates: unknown candidate 'svm'; choose from linear, bag, linear-C30" in message
     message = error_of(run("train", "--train", str(data), "--model", "bag", "--candidates", "linear", "-o", str(tmp_path / "b")))
     assert "--candidates are what --model auto chooses from" in message
+
+
+def test_a_candidate_clearly_behind_a_finished_rival_stops_at_its_epoch_end(tmp_path):
+    """Successive halving for two: once the bag has trained as long as the finished linear model took and is still
+    more than BEHIND_BY below it, it stops (the leaderboard says why); level with or ahead of it, it trains on."""
+    from textsift.data.loading import load_splits
+    from textsift.training.auto import _train_candidate
+
+    train = write_jsonl(tmp_path / "train.jsonl", suffix_task(300, 0))
+    validation = write_jsonl(tmp_path / "val.jsonl", suffix_task(200, 1))
+    base = {"data": {"train": str(train), "validation": str(validation)}}
+    (bag,) = candidate_configs(lambda extra: load_config(base=base, overrides=[*extra, "trainer.epochs=6",
+                                                                             "trainer.early_stopping=null"]), ["bag"])
+    splits = load_splits(bag.config)
+    for rival_score, stops in ((1.01, True), (0.0, False)):
+        records = tmp_path / f"run-{stops}" / "candidates"
+        records.mkdir(parents=True)
+        (records / "linear.json").write_text(json.dumps({"metrics": {"val/accuracy": rival_score}, "seconds": 0.0}))
+        metrics, _ = _train_candidate(bag.config, records / "bag", splits, [], "val/accuracy", rivals=True)
+        epochs = [json.loads(line)["epoch"] for line in (records / "bag" / "metrics.jsonl").read_text().splitlines()
+                  if json.loads(line)["event"] == "epoch"]
+        assert (len(epochs) == 1) is stops and (records / "bag.stopped").is_file() is stops
+        assert "val/accuracy" in metrics  # a stopped candidate still reports its best epoch
+    assert "below linear's 1.0100" in (tmp_path / "run-True" / "candidates" / "bag.stopped").read_text()
