@@ -119,8 +119,8 @@ def _varied(tmp_path: Path) -> Path:
 
 def test_training_compiles_once_per_width_bucket(tmp_path, caplog):
     data = _varied(tmp_path)
-    raw = tiny_config(data, "cnn", trainer__epochs=3, trainer__batch_size=8, backend="flax")
-    raw["model"] = {"type": "cnn", "embed_dim": 8, "channels": 8}
+    raw = tiny_config(data, "bag", trainer__epochs=3, trainer__batch_size=8, backend="flax")
+    raw["model"] = {"type": "bag", "embed_dim": 8, "head": {"hidden_dims": [8], "dropout": 0.2}}
     raw["tokenizer"] = {"type": "words", "max_length": 100}
     caplog.set_level(logging.WARNING, logger="jax._src.interpreters.pxla")
     compiles_per_epoch: list[int] = []
@@ -164,8 +164,8 @@ DP_SCRIPT = textwrap.dedent("""
     from conftest import tiny_config
 
     assert len(jax.devices()) == 2, jax.devices()
-    config = resolve(tiny_config(sys.argv[1], "cnn", trainer__epochs=2, trainer__batch_size=6, backend="flax",
-                                 model__embed_dim=8, model__channels=8, model__dropout=0.3))
+    config = resolve(tiny_config(sys.argv[1], "bag", trainer__epochs=2, trainer__batch_size=6, backend="flax",
+                                 model__embed_dim=8, model__head={"hidden_dims": [8], "dropout": 0.3}))
     from textsift.data.loading import load_splits
     splits = load_splits(config)
     tokenizer = config.tokenizer.build()
@@ -252,10 +252,17 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
                                   full.predictor.predict(texts).probabilities)
 
 
-def test_flax_model_directory_runs_on_flax_and_torch_refuses_it(tmp_path, tiny_jsonl):
-    raw = tiny_config(tiny_jsonl, "bag", trainer__epochs=2, backend="flax")
-    textsift.train(resolve(raw), tmp_path / "run")
-    model_dir = tmp_path / "run" / "model"
+@pytest.fixture(scope="module")
+def flax_run(tmp_path_factory) -> Path:
+    """A flax bag model trained on the tiny data: its run directory (tests copy it before changing it)."""
+    tmp = tmp_path_factory.mktemp("flax_run")
+    data = write_jsonl(tmp / "tiny.jsonl", [{"text": t, "label": l} for t, l in TINY])
+    textsift.train(resolve(tiny_config(data, "bag", trainer__epochs=3, backend="flax")), tmp / "run")
+    return tmp / "run"
+
+
+def test_flax_model_directory_runs_on_flax_and_torch_refuses_it(flax_run, tmp_path, tiny_jsonl):
+    model_dir = flax_run / "model"
     predictor = textsift.load(model_dir)
     assert predictor.runtime.name == "flax" and predictor.runtime.describe()["backend"] == "flax"
     assert yaml.safe_load((model_dir / "config.yaml").read_text())["backend"] == "flax"
@@ -266,28 +273,27 @@ def test_flax_model_directory_runs_on_flax_and_torch_refuses_it(tmp_path, tiny_j
     assert textsift.load(tmp_path / "torch_run").runtime.name == "torch"
     with pytest.raises(ModelDirError, match=r"holds pt weights, which runtime 'flax' cannot run: choose --runtime torch"):
         textsift.load(tmp_path / "torch_run", runtime="flax")
-    # the CLI's evaluate goes through the same runtime
-    out = subprocess.run([sys.executable, "-m", "textsift", "evaluate", str(model_dir), str(tiny_jsonl), "--runtime", "flax"],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "accuracy" in out.stdout
 
 
-def test_flax_prediction_imports_no_torch(tmp_path, tiny_jsonl):
-    textsift.train(resolve(tiny_config(tiny_jsonl, "cnn", trainer__epochs=1, backend="flax", model__embed_dim=8,
-                                       model__channels=8)), tmp_path / "run")
+def test_flax_evaluate_and_predict_import_no_torch(flax_run, tiny_jsonl):
+    """The CLI's evaluate, and prediction through textsift.inference, run the flax runtime without importing torch."""
     code = ("import sys, textsift.inference as inf\n"
-            f"p = inf.load({str(tmp_path / 'run' / 'model')!r})\n"
+            f"p = inf.load({str(flax_run / 'model')!r})\n"
             "print(p.runtime.name, p.predict(['happy film']).labels[0])\n"
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[0] == "flax" and proc.stdout.split()[1] in ("pos", "neg")
+    out = subprocess.run([sys.executable, "-m", "textsift", "evaluate", str(flax_run / "model"), str(tiny_jsonl)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "accuracy" in out.stdout
 
 
-def test_a_damaged_or_mismatched_flax_model_directory_names_the_file(tmp_path, tiny_jsonl):
-    textsift.train(resolve(tiny_config(tiny_jsonl, "bag", trainer__epochs=1, backend="flax")), tmp_path / "run")
-    model_dir = tmp_path / "run" / "model"
+def test_a_damaged_or_mismatched_flax_model_directory_names_the_file(flax_run, tmp_path):
+    import shutil
+
+    model_dir = Path(shutil.copytree(flax_run / "model", tmp_path / "model"))
     labels = json.loads((model_dir / "labels.json").read_text())["labels"]
     (model_dir / "labels.json").write_text(json.dumps({"labels": labels + ["extra"]}))
     with pytest.raises(ModelDirError, match=r"tensor 'head/layers/0/bias' has shape \(2,\), the model expects \(3,\)"):
