@@ -16,7 +16,7 @@ from textsift.cli.app import app, console, handle_errors
 def runtimes(path: Path) -> dict:
     """Which runtime ``auto`` picks for the model directory, and what each runtime lacks here."""
     from textsift.inference.export import read_manifest
-    from textsift.inference.runtime import RUNTIMES, choose_runtime
+    from textsift.inference.runtime import RUNTIMES, choose_runtime, weights_format
     from textsift.util import file_fingerprint
 
     lacks = {}
@@ -25,6 +25,8 @@ def runtimes(path: Path) -> dict:
         package = entry.missing_package()
         lacks[name] = (f"no {missing[0]}" if missing else "") + ("; " if missing and package else "") + (
             f"{package} not installed (pip install 'textsift[{entry.extra}]')" if package else "")
+        if not missing and not entry.runs_weights_of(path):  # torch's weights for flax, or the reverse
+            lacks[name] = f"model.safetensors holds {weights_format(path)} weights"
     manifest = read_manifest(path)
     if manifest is not None:  # exported from these weights, or from others (a stale graph)
         manifest["current"] = manifest.get("source", {}).get("fingerprint") == file_fingerprint(path / "model.safetensors")
