@@ -365,3 +365,30 @@ def test_the_same_spec_computes_the_same_function_on_both_backends(name, setting
         expected = net(batch).numpy()
     got = FlaxRuntime(flax_net).logits({"ids": padded, "lengths": lengths})
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("extra", [{"sparse_eps": 0.2}, {"sparse_lr": 0.5}])
+def test_the_bags_gathered_rows_update_equals_the_whole_tables(tiny_jsonl, extra):
+    """SparseAdamW on the rows a batch uses (gathered at a fixed size) is the lazy update over the whole table."""
+    from textsift.backends.flax.networks import build_network
+    from textsift.backends.flax.optim import build_loss
+    from textsift.backends.flax.trainer import FlaxTrainer
+    from textsift.batching import EncodedDataset
+    from textsift.data.loading import load_splits
+
+    config = resolve(tiny_config(tiny_jsonl, "bag", trainer__epochs=2, trainer__batch_size=5, trainer__grad_clip=0.5,
+                                 backend="flax", trainer__optimizer={"type": "textsift.training.optim:SparseAdamW", "lr": 0.05, **extra},
+                                 model__head={"hidden_dims": [16], "dropout": 0.2}, model__feature_dropout=0.1))
+    splits = load_splits(config)
+    tokenizer = config.tokenizer.build()
+    train = EncodedDataset(tokenizer.fit_encode(splits.train.examples), splits.labels.encode(splits.train))
+    out = {}
+    for gather in (True, False):
+        net = build_network(config.model, vocab_size=tokenizer.vocab_size, num_labels=2, seed=0)
+        trainer = FlaxTrainer(config.trainer, seed=0, model_spec=config.model, label_names=["neg", "pos"], gather_rows=gather)
+        trainer.fit(net, train, train, loss_fn=build_loss(config.trainer.loss, np.array([8, 8]), 16))
+        out[gather] = (trainer.state.history, np.asarray(jax.tree.leaves(trainer.params)[0]))
+    assert out[True][0][-1]["train/loss"] == pytest.approx(out[False][0][-1]["train/loss"], abs=1e-6)
+    np.testing.assert_allclose(out[True][1], out[False][1], atol=1e-6)
+    assert not np.allclose(out[True][1][1:], build_network(config.model, vocab_size=tokenizer.vocab_size, num_labels=2,
+                                                           seed=0).embedding[...][1:])  # the table did train

@@ -151,3 +151,46 @@ def build_optimizer(spec: Any, grad_clip: float | None, labels: Callable[[Any], 
                           "Remove it, or set backend: torch.")
     core = optax.multi_transform(branches, labels)
     return optax.chain(optax.clip_by_global_norm(grad_clip), core) if grad_clip is not None else core
+
+
+class LazyRows:
+    """SparseAdamW on an embedding table, row by row: the rows a step uses (``rows``, gathered by the caller) get
+    torch's sparse update (``sparse_lr``: plain SGD; else lazy Adam with ``sparse_eps``); the others keep their
+    weights and moments. State: ``{"count", "m", "v"}`` (``m``, ``v`` without ``sparse_lr``)."""
+
+    def __init__(self, spec: Any) -> None:
+        extra = dict(spec.model_extra or {})
+        self.lr = spec.lr
+        self.b1, self.b2 = tuple(extra.get("betas", (0.9, 0.999)))
+        self.sparse_lr = extra.get("sparse_lr")
+        sparse_eps = extra.get("sparse_eps")
+        self.eps = float(sparse_eps if sparse_eps is not None else extra.get("eps", 1e-8))
+
+    @staticmethod
+    def applies(spec: Any) -> bool:
+        return SUPPORTED.get(spec.type) == "sparse_adamw"
+
+    def init(self, table: jax.Array) -> dict[str, jax.Array]:
+        state = {"count": jnp.zeros((), jnp.int32)}
+        if self.sparse_lr is None:
+            state.update(m=jnp.zeros_like(table), v=jnp.zeros_like(table))
+        return state
+
+    def update(self, table: jax.Array, rows: jax.Array, grad: jax.Array, state: dict[str, jax.Array],
+               factor: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """``table`` after the update of ``rows`` (their gradient ``grad [rows, dim]``; rows may repeat, a repeat's
+        gradient being zero), and the new state. ``factor``: the schedule's."""
+        count = state["count"] + 1
+        current = table[rows]
+        if self.sparse_lr is not None:
+            return table.at[rows].set(current - float(self.sparse_lr) * factor * grad), {"count": count}
+        t = count.astype(jnp.float32)
+        b1, b2 = self.b1, self.b2
+        m, v = state["m"][rows], state["v"][rows]
+        touched = jnp.any(grad != 0, axis=1, keepdims=True)
+        m_new = jnp.where(touched, b1 * m + (1.0 - b1) * grad, m)
+        v_new = jnp.where(touched, b2 * v + (1.0 - b2) * grad * grad, v)
+        step_size = self.lr * factor * jnp.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+        rows_new = jnp.where(touched, current - step_size * m_new / (jnp.sqrt(v_new) + self.eps), current)
+        return table.at[rows].set(rows_new), {"count": count, "m": state["m"].at[rows].set(m_new),
+                                              "v": state["v"].at[rows].set(v_new)}

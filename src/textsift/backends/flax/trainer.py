@@ -28,7 +28,7 @@ from flax import nnx
 from textsift.backends.flax import weights as wio
 from textsift.backends.flax.forward import Forward
 from textsift.backends.flax.networks import BagNetwork
-from textsift.backends.flax.optim import Loss, build_optimizer
+from textsift.backends.flax.optim import LazyRows, Loss, build_optimizer
 from textsift.backends.flax.parallel import DataParallel
 from textsift.backends.flax.shapes import padded_batch
 from textsift.batching import EncodedDataset, epoch_batches
@@ -38,6 +38,16 @@ from textsift.evaluation.metrics import classification_metrics, multilabel_metri
 from textsift.training.callbacks import Callback, EarlyStopping, TrainerState, is_better
 
 logger = logging.getLogger(__name__)
+
+
+def _is_table(path: tuple[Any, ...], value: Any) -> bool:
+    """The bag's embedding table (an nnx filter)."""
+    return tuple(path) == ("embedding",)
+
+
+def _occurrences(batch: dict[str, jax.Array]) -> jax.Array:
+    """Feature occurrences of the batch's real rows (torch's bag scales its sparse gradient by this)."""
+    return (batch["lengths"] * (batch["weights"] > 0)).sum().astype(jnp.float32)
 
 
 def param_labels(network: nnx.Module, params: Any, sparse: bool) -> Any:
@@ -59,6 +69,8 @@ class FlaxTrainer:
 
     The same constructor and ``fit`` as the torch :class:`~textsift.training.trainer.Trainer`; ``loss_fn`` is a
     :class:`~textsift.backends.flax.optim.Loss`. ``devices``: the devices of the ``data`` mesh (all local ones).
+    ``gather_rows``: the bag's SparseAdamW updates the rows a batch uses (False: the same update computed over the
+    whole table, as a check).
     """
 
     def __init__(
@@ -71,6 +83,7 @@ class FlaxTrainer:
         callbacks: Sequence[Callback] = (),
         checkpoint_path: Path | None = None,
         devices: list[Any] | None = None,
+        gather_rows: bool = True,
     ) -> None:
         self.config = config
         self.seed = seed
@@ -84,6 +97,7 @@ class FlaxTrainer:
         if config.early_stopping is not None:
             self.callbacks.append(EarlyStopping(config.early_stopping, config.main_metric, config.main_metric_mode))
         self.parallel = DataParallel(devices)
+        self.gather_rows = gather_rows  # the bag's SparseAdamW on the rows a batch uses (False: over the whole table)
         self.model: nnx.Module | None = None
         self.graphdef: Any = None
         self.params: Any = None
@@ -121,13 +135,15 @@ class FlaxTrainer:
         if jax.tree.leaves(rest):
             raise ConfigError("The flax network holds state other than parameters, which this trainer does not update.")
         self.graphdef = graphdef
-        sparse = bool(getattr(self.model_spec, "sparse", False))
+        self.forward = Forward(graphdef)
+        sparse = bool(getattr(self.model_spec, "sparse", False)) and isinstance(model, BagNetwork)
+        self.params = self.parallel.replicate(params)
+        if sparse and self.gather_rows and LazyRows.applies(cfg.optimizer):
+            self._step = self._sparse_step(graphdef, params, loss_fn)
+            return
         labels = param_labels(model, params, sparse)
         self.tx = build_optimizer(cfg.optimizer, cfg.grad_clip, lambda _: labels)
-        self.params = self.parallel.replicate(params)
         self.opt_state = self.parallel.replicate(self.tx.init(params))
-        self.forward = Forward(graphdef)
-        scale_sparse = isinstance(model, BagNetwork) and sparse
         tx, base_key = self.tx, jax.random.key(self.seed)
 
         def step(params: Any, opt_state: Any, batch: dict[str, jax.Array], factor: jax.Array, step_number: jax.Array) -> Any:
@@ -138,14 +154,52 @@ class FlaxTrainer:
                 return loss_fn(logits, batch["labels"], batch["weights"])
 
             loss, grads = jax.value_and_grad(loss_of)(params)
-            if scale_sparse:  # per feature occurrence, as torch's bag: Adam's sparse_eps then means the same everywhere
-                occurrences = (batch["lengths"] * (batch["weights"] > 0)).sum().astype(jnp.float32)
-                grads = jax.tree.map(lambda g, lab: g * occurrences if lab == "sparse" else g, grads, labels)
+            if sparse:  # per feature occurrence, as torch's bag: Adam's sparse_eps then means the same everywhere
+                grads = jax.tree.map(lambda g, lab: g * _occurrences(batch) if lab == "sparse" else g, grads, labels)
             updates, opt_state = tx.update(grads, opt_state, params)
             updates = jax.tree.map(lambda u: u * factor, updates)
             return optax.apply_updates(params, updates), opt_state, loss
 
-        self._step = jax.jit(step)
+        self._step = jax.jit(step, donate_argnums=(0, 1))
+
+    def _sparse_step(self, graphdef: Any, params: Any, loss_fn: Loss) -> Any:
+        """The bag's step with SparseAdamW: the table's rows a batch uses are gathered (``jnp.unique`` at a fixed
+        size), differentiated and updated lazily, as torch's sparse gradients; the rest takes the dense optimizer.
+        A step costs what the batch touches, not the size of the table (millions of n-gram rows on IMDB)."""
+        cfg = self.config
+        table, rest = nnx.split_state(params, _is_table, ...)
+        rest_labels = param_labels(self.model, rest, False)
+        tx = build_optimizer(cfg.optimizer, None, lambda _: rest_labels)  # clipping below, over every gradient
+        lazy = LazyRows(cfg.optimizer)
+        self.tx = tx
+        self.opt_state = self.parallel.replicate((tx.init(rest), lazy.init(jax.tree.leaves(table)[0])))
+        base_key, clip = jax.random.key(self.seed), cfg.grad_clip
+
+        def step(params: Any, opt_state: Any, batch: dict[str, jax.Array], factor: jax.Array, step_number: jax.Array) -> Any:
+            key = jax.random.fold_in(base_key, step_number)
+            table, rest = nnx.split_state(params, _is_table, ...)
+            ids = batch["ids"]
+            rows, inverse = jnp.unique(ids.reshape(-1), size=ids.size, fill_value=0, return_inverse=True)
+            gathered = jax.tree.map(lambda t: t[rows], table)
+
+            def loss_of(g: Any, r: Any) -> jax.Array:
+                net = nnx.merge(graphdef, g, r)
+                logits = net({"ids": inverse.reshape(ids.shape), "lengths": batch["lengths"]}, key)
+                return loss_fn(logits, batch["labels"], batch["weights"])
+
+            loss, (g_rows, g_rest) = jax.value_and_grad(loss_of, argnums=(0, 1))(gathered, rest)
+            g_rows = jax.tree.map(lambda g: g * _occurrences(batch), g_rows)
+            if clip is not None:  # torch's clip_grad_norm_ over every gradient, the table's rows included
+                norm = optax.tree.norm((g_rows, g_rest))
+                scale = jnp.minimum(1.0, clip / (norm + 1e-6))
+                g_rows, g_rest = jax.tree.map(lambda g: g * scale, (g_rows, g_rest))
+            updates, rest_state = tx.update(g_rest, opt_state[0], rest)
+            rest = optax.apply_updates(rest, jax.tree.map(lambda u: u * factor, updates))
+            new_table, lazy_state = lazy.update(jax.tree.leaves(table)[0], rows, jax.tree.leaves(g_rows)[0], opt_state[1], factor)
+            table = jax.tree.map(lambda _: new_table, table)
+            return nnx.merge_state(table, rest), (rest_state, lazy_state), loss
+
+        return jax.jit(step, donate_argnums=(0, 1))
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -279,8 +333,8 @@ class FlaxTrainer:
         if is_better(metrics[key], self.state.best_metric, self.config.main_metric_mode):
             self.state.best_metric = metrics[key]
             self.state.best_epoch = self.state.epoch
-            if self.config.restore_best:
-                self.best_params = self.params  # jax arrays are immutable: no copy needed
+            if self.config.restore_best:  # a copy: the step donates the parameters' buffers to its result
+                self.best_params = jax.tree.map(jnp.copy, self.params)
 
     def predict_logits(self, data: EncodedDataset) -> np.ndarray:
         assert self.forward is not None
