@@ -60,6 +60,11 @@ def export_model_dir(path: str | Path, *, format: str = "onnx", quantize: str | 
     if missing:
         raise ConfigError(f"export to ONNX needs {', '.join(missing)}, not installed: pip install 'textsift[onnx]'.")
     model_dir = check_model_dir(path)
+    from textsift.inference.runtime import weights_format
+
+    if weights_format(model_dir) == "flax":  # the ONNX export traces torch networks
+        raise ModelDirError(f"{model_dir}: a flax model (backend: flax); export to ONNX is for torch models. Predict and "
+                            "serve it with the flax runtime, or train the same config with backend: torch to export it.")
     config = load_config_from(model_dir)
     labels = load_labels(model_dir)
     tokenizer = load_tokenizer(model_dir, config)
