@@ -273,6 +273,11 @@ def test_flax_model_directory_runs_on_flax_and_torch_refuses_it(flax_run, tmp_pa
     assert textsift.load(tmp_path / "torch_run").runtime.name == "torch"
     with pytest.raises(ModelDirError, match=r"holds pt weights, which runtime 'flax' cannot run: choose --runtime torch"):
         textsift.load(tmp_path / "torch_run", runtime="flax")
+    from textsift.inference.export import export_model_dir
+
+    with pytest.raises(ModelDirError, match=r"a flax model \(backend: flax\); export to ONNX is for torch models"):
+        export_model_dir(model_dir)
+    assert not (model_dir / "model.onnx").exists()
 
 
 def test_flax_evaluate_and_predict_import_no_torch(flax_run, tiny_jsonl):
