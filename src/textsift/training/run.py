@@ -62,7 +62,7 @@ def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for pkg in ("textsift", "torch", "numpy", "tokenizers", "pydantic", "scikit-learn", "safetensors"):
+    for pkg in ("textsift", "torch", "numpy", "tokenizers", "pydantic", "scikit-learn", "safetensors", "jax", "flax", "optax"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
