@@ -185,6 +185,14 @@ def test_teacher_outputs_are_computed_once_per_text_set_and_keyed_by_content(tea
                                                                                   again.label_names.index("neg")]])
     copy = tmp_path / "teacher"
     shutil.copytree(teacher, copy)
+    from textsift.inference.export import export_model_dir
+
+    export_model_dir(copy)
+    on_onnx = TeacherOutputs(copy, tmp_path / "cache", runtime="onnx")
+    np.testing.assert_allclose(on_onnx.logits(texts), first, atol=1e-4)
+    assert on_onnx.computed == 1 and on_onnx.fingerprint != TeacherOutputs(copy, tmp_path / "cache").fingerprint
+    with pytest.raises(ConfigError, match="distill.teacher_runtime: expected torch or onnx, got 'flax'"):
+        TeacherOutputs(copy, tmp_path / "cache", runtime="flax")
     (copy / "labels.json").write_text('{"labels": ["neg", "pos"]}\n' if again.label_names == ["neg", "pos"] else
                                       '{"labels": ["pos", "neg"]}\n')
     other = TeacherOutputs(copy, tmp_path / "cache")

@@ -297,7 +297,8 @@ def distill(
             f"distill.{setting}: layer-to-layer distillation needs a transformer student; this student is "
             f"'{config.model.type}'. Remove it (soft labels work for every model type).")  # type: ignore[attr-defined]
 
-    teacher = TeacherOutputs(teacher_path, Path(settings.cache_dir) if settings.cache_dir else None)
+    teacher = TeacherOutputs(teacher_path, Path(settings.cache_dir) if settings.cache_dir else None,
+                             runtime=settings.teacher_runtime)
     splits = load_splits(config)
     labels = splits.labels.names
     check_labels(labels, teacher.label_names, teacher_path)
@@ -305,7 +306,12 @@ def distill(
     teacher_net: nn.Module | None = None
     tokenizer = None
     if layered:
-        teacher_net = teacher.predictor.model
+        if settings.teacher_runtime == "torch":
+            teacher_net = teacher.predictor.model
+        else:  # the layers come from the torch network
+            from textsift.inference.predictor import Predictor
+
+            teacher_net = Predictor.load(teacher_path, runtime="torch").model
         if teacher.predictor.full_config().model.type != "transformer":  # type: ignore[attr-defined]
             raise ConfigError(f"distill: layer-to-layer distillation needs a transformer teacher; '{teacher_path}' is "
                               f"'{teacher.predictor.full_config().model.type}'. Distil from soft labels only.")  # type: ignore[attr-defined]

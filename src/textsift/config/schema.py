@@ -232,6 +232,9 @@ class DistillConfig(Section):
     cache_dir: str | None = Field(
         None, description="Where the teacher's outputs are cached by content (null: $XDG_CACHE_HOME/textsift/teacher).",
     )
+    teacher_runtime: Literal["torch", "onnx"] = Field(
+        "torch", description="What computes the teacher's soft labels: torch, or onnx (its exported fp32 graph: faster on a CPU).",
+    )
 
 
 #: the model types of each backend other than torch (which has them all); the flax backend's own table is
