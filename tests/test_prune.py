@@ -99,6 +99,10 @@ def test_the_prune_command_fine_tunes_a_smaller_model_directory(model_dir, tmp_p
     assert sum(pruned.model.encoder.config.textsift_pruned["ffn"]) == 37  # half of 2 x 37 neurons removed
     assert pruned.full_config().distill.teacher == str(model_dir.resolve())
     assert len(pruned.predict([t for t, _ in TINY])) == len(TINY)
+    from textsift.inference.export import export_model_dir
+
+    manifest = export_model_dir(tmp_path / "run" / "model")  # the smaller shapes export, checked against torch
+    assert manifest["files"]["model.onnx"]["parity_max_probability_diff"] < 1e-4
 
 
 def test_prune_errors_name_the_option(model_dir, tmp_path, tiny_jsonl):
