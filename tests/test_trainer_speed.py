@@ -44,3 +44,19 @@ def test_the_fused_update_is_the_per_tensor_update():
     for fused, plain in zip(models[0].state_dict().values(), models[1].state_dict().values()):
         torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
     assert not torch.equal(models[0][0].weight, _model()[0].weight)  # it did train
+
+
+def test_a_transformers_layer_rates_reach_the_optimizer(tiny_bert):
+    """model.layer_lr_decay and head_lr were documented, computed by the model, and not passed to the optimizer."""
+    from textsift.models.torch.transformer import TransformerSpec
+
+    spec = TransformerSpec(pretrained=str(tiny_bert), layer_lr_decay=0.5, head_lr=1e-2)
+    model = spec.build(vocab_size=0, num_labels=2)
+    opt = _optimizer(model, type="torch.optim:AdamW", lr=1e-3, weight_decay=0.01)
+    rate = {id(p): (g["lr"], g["weight_decay"]) for g in opt.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert rate[id(named["head.net.1.weight"])] == (pytest.approx(1e-2), 0.01)
+    assert rate[id(named["encoder.encoder.layer.1.attention.self.query.weight"])] == (pytest.approx(5e-4), 0.01)
+    assert rate[id(named["encoder.embeddings.word_embeddings.weight"])] == (pytest.approx(1.25e-4), 0.01)
+    assert rate[id(named["encoder.embeddings.LayerNorm.weight"])][1] == 0.0
+    assert len(rate) == len(named) and opt.defaults["fused"] is True

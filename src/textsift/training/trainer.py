@@ -186,6 +186,8 @@ class Trainer:
         groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
         if sparse:
             groups.append({"params": sparse, "weight_decay": 0.0})
+        elif hasattr(model, "parameter_groups"):  # the model's own rates (a transformer's layer_lr_decay, head_lr)
+            groups = model.parameter_groups(spec.lr, spec.weight_decay)
         kwargs = spec.kwargs()
         if "weight_decay" not in inspect.signature(cls.__init__).parameters:
             kwargs.pop("weight_decay")
