@@ -463,3 +463,31 @@ def test_multilabel_predictions_give_label_sets():
     assert [q["label"] for q in out["predictions"][0]["top_k"]] == ["a", "c"]
     assert out["predictions"][1]["truncated"] is True
     PredictResponse.model_validate(out)  # the documented response schema
+
+
+def test_serving_on_onnx_imports_no_torch_and_no_training(model_dir, tmp_path):
+    """The server is an inference layer: on the onnx runtime it imports neither torch nor training, tuning or workflow."""
+    import shutil
+
+    from textsift.inference.export import export_model_dir
+
+    exported = tmp_path / "model"
+    shutil.copytree(model_dir, exported)
+    export_model_dir(exported, format="onnx")
+    script = f"""
+import sys, time
+from starlette.testclient import TestClient
+from textsift.serving.app import ServeSettings, create_app
+with TestClient(create_app(ServeSettings(model_dir={str(exported)!r}, runtime="onnx"))) as client:
+    while client.get("/ready").status_code != 200:
+        time.sleep(0.02)
+    answer = client.post("/predict", json={{"texts": ["i love this great film", "an awful depressing movie"]}}).json()
+print([p["label"] for p in answer["predictions"]], client.get("/model").json()["runtime"])
+print(sorted({{m.split(".")[0] if m.startswith("torch") else m for m in sys.modules
+              if m.split(".")[0] == "torch" or m.startswith(("textsift.training", "textsift.tuning", "textsift.workflow"))}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    labels, modules = out.stdout.strip().splitlines()
+    assert labels == "['pos', 'neg'] onnx"
+    assert modules == "[]"
