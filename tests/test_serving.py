@@ -70,8 +70,11 @@ class Server:
             if self.process.poll() is not None:
                 pytest.fail(f"the server exited with {self.process.returncode}:\n{self.output()}")
             try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200 and ready_workers(self.url) >= workers:
+                ready = httpx.get(f"{self.url}/ready", timeout=2)
+                if ready.status_code == 200 and ready_workers(self.url) >= workers:
                     return
+                if ready.status_code == 503 and ready.json()["status"] == "failed":
+                    pytest.fail(f"the model failed to load: {ready.json()['detail']}\n{self.output()}")
             except httpx.TransportError:
                 pass
             time.sleep(0.1)

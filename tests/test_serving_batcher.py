@@ -203,3 +203,53 @@ def test_concat_keeps_rows_in_order():
     a, b = rows([1, 2], [3]), rows([4], [5, 6, 7])
     c = concat([a, b])
     assert [c[i].tolist() for i in range(len(c))] == [[1, 2], [3], [4], [5, 6, 7]]
+
+
+def test_split_by_cost_cuts_where_padding_costs_more_than_a_pass():
+    from textsift.serving.batcher import split_by_cost
+
+    lengths = np.array([50, 5, 6, 48, 5, 52, 7, 49])
+    one = split_by_cost(lengths, 64, 10_000, pass_cost=1e9)  # passes are dear: everything in one
+    assert [sorted(p.tolist()) for p in one] == [list(range(8))]
+    two = split_by_cost(lengths, 64, 10_000, pass_cost=40)  # short and long texts apart: 4*7 + 4*52 + 80 < 8*52 + 40
+    assert [sorted(p.tolist()) for p in two] == [[1, 2, 4, 6], [0, 3, 5, 7]]
+    free = split_by_cost(lengths, 64, 10_000, pass_cost=0)  # passes cost nothing: no padding at all
+    assert all(len(set(lengths[p])) == 1 for p in free)
+    bounded = split_by_cost(np.full(10, 3), 4, 10_000, pass_cost=1e9)  # max_batch_size still holds
+    assert max(len(p) for p in bounded) <= 4 and sorted(np.concatenate(bounded).tolist()) == list(range(10))
+    widths = np.array([10, 10, 10, 10, 500])
+    tokens = split_by_cost(widths, 64, 100, pass_cost=1e9)  # the token budget holds too; a row over it runs alone
+    assert sorted(len(p) * int(widths[p].max()) for p in tokens) == [40, 500]
+
+
+def test_cost_split_keeps_every_request_exact_and_saves_padding():
+    rng = np.random.default_rng(3)
+    requests = [Ragged.from_rows([list(rng.integers(1, 100, size=n)) for n in sizes]) for sizes in ([3, 60], [4], [58, 2, 61], [5, 5])]
+
+    async def main(pass_cost: float | None) -> tuple[Recorder, list]:
+        fake = Recorder()
+        batcher = MicroBatcher(fake, "padded", max_batch_size=64, max_wait_ms=50, pass_cost=pass_cost)
+        batcher.start()
+        out = await asyncio.gather(*(batcher.logits(r) for r in requests))
+        await batcher.stop()
+        return fake, out
+
+    plain, out_plain = asyncio.run(main(None))
+    cut, out_cut = asyncio.run(main(30.0))
+    for request, a, b in zip(requests, out_plain, out_cut):
+        np.testing.assert_array_equal(a, expected(request))
+        np.testing.assert_array_equal(b, expected(request))
+    assert [t for t, _ in plain.batches] == [8] and len(cut.batches) == 2
+    assert sum(tokens for _, tokens in cut.batches) < sum(tokens for _, tokens in plain.batches) / 2
+
+
+def test_measure_pass_cost_fits_a_linear_cost_model():
+    from textsift.serving.batcher import measure_pass_cost
+
+    def fake(batch: dict[str, np.ndarray]) -> np.ndarray:  # 20 ms per pass + 0.01 ms per padded token
+        time.sleep(0.02 + 0.00001 * batch["ids"].size)
+        return np.zeros((len(batch["ids"]), 2), np.float32)
+
+    cost = measure_pass_cost(fake, "padded", token=5)
+    assert 800 < cost < 5000  # 0.02 / 0.00001 = 2000 tokens (sleep jitter on a busy machine: wide bounds)
+    assert measure_pass_cost(fake, "bag", token=5) == 0.0

@@ -157,8 +157,8 @@ class ServerState:
         self.ready = False
         self.load_error: str | None = None
 
-    def use(self, predictor: Any) -> None:
-        """Warm the predictor up and start the batcher (inside the event loop)."""
+    def use(self, predictor: Any, pass_cost: float | None = None) -> None:
+        """Start the batcher for the warmed-up predictor (inside the event loop); ``pass_cost``: see :func:`measure_cost`."""
         s = self.settings
         stats = BatchStats(on_batch=self.metrics.on_batch, on_depth=self.metrics.queue_depth.set,
                            on_dropped=self.metrics.dropped.inc, on_wait=self.metrics.queue_wait.observe)
@@ -166,7 +166,7 @@ class ServerState:
         self.encoder = Encoder(predictor)
         self.batcher = MicroBatcher(predictor.runtime.logits, predictor.input_format, max_batch_size=s.max_batch_size,
                                     max_batch_tokens=s.max_batch_tokens, max_wait_ms=s.max_wait_ms, max_queue=s.max_queue,
-                                    stats=stats)
+                                    stats=stats, pass_cost=pass_cost)
         self.batcher.start()
         self.ready = True
         self.metrics.ready.set(1)
@@ -182,6 +182,7 @@ class ServerState:
             "tokenizer": {"type": getattr(tokenizer, "type", None), "max_length": getattr(tokenizer, "max_length", None)},
             "calibrated": p.calibration is not None, "thresholds": p.decision is not None,
             "metrics": p.meta.get("metrics", {}), "created": p.meta.get("created"),
+            "pass_cost_tokens": None if self.batcher is None or self.batcher.pass_cost is None else round(self.batcher.pass_cost, 1),
             "limits": {"max_request_texts": s.max_request_texts, "max_body_bytes": s.max_body_bytes,
                        "max_batch_size": s.max_batch_size, "max_batch_tokens": s.max_batch_tokens,
                        "max_wait_ms": s.max_wait_ms, "max_queue": s.max_queue},
@@ -193,6 +194,19 @@ def warm_up(predictor: Any, batch_size: int) -> None:
     """Run the network once on one text and once on a full batch (first calls allocate and compile)."""
     for n in (1, min(batch_size, 64)):
         predictor.predict(["warm up"] * n, pairs=["warm up"] * n if predictor.pairs else None)
+
+
+def measure_cost(predictor: Any) -> float:
+    """A forward pass's fixed cost in padded tokens, measured on the model being served (0 for bag batches)."""
+    from textsift.data.example import Example
+    from textsift.serving.batcher import measure_pass_cost
+
+    if predictor.input_format != "padded":
+        return 0.0  # no padding: nothing to trade
+    ids = predictor.encode([Example(text="warm up", text_pair="warm up" if predictor.pairs else None)]).ids.values
+    cost = measure_pass_cost(predictor.runtime.logits, predictor.input_format, int(ids[-1]) if len(ids) else 1)
+    logger.info("one forward pass costs as much as %.0f padded tokens: batches are cut by length where that saves work", cost)
+    return cost
 
 
 # -- ASGI middleware (plain ASGI: the body stays a stream, nothing is wrapped twice) -------------------------
@@ -315,7 +329,8 @@ def create_app(settings: ServeSettings, predictor: Any = None, api_key: str | No
                 loaded = await asyncio.to_thread(load_predictor, settings.model_dir, runtime=settings.runtime,
                                                  num_threads=settings.num_threads)
             await asyncio.to_thread(warm_up, loaded, settings.max_batch_size)
-            state.use(loaded)
+            cost = await asyncio.to_thread(measure_cost, loaded)
+            state.use(loaded, cost)
             logger.info("model %s ready (runtime %s, %d labels)", settings.model_dir, loaded.runtime.name, len(loaded.label_names))
         except Exception as exc:  # noqa: BLE001 - /ready reports it; /health stays up so the cause can be read
             state.load_error = f"{type(exc).__name__}: {exc}"

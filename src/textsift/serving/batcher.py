@@ -79,13 +79,16 @@ class BatchStats:
 class MicroBatcher:
     """Gather concurrent requests into batches for ``logits_fn`` (a collated batch -> logits), run in a thread.
 
-    ``input_format``: how batches are collated ("bag" or "padded"). Start with :meth:`start` inside the event
+    ``input_format``: how batches are collated ("bag" or "padded"). ``pass_cost``: the fixed cost of a forward pass
+    in padded tokens; given, a gathered batch of padded rows is cut by length where that saves work (a short text is
+    not padded to a long one's length when a second pass costs less). Start with :meth:`start` inside the event
     loop, stop with :meth:`stop` (the queued work is finished first).
     """
 
     def __init__(
         self, logits_fn: Callable[[dict[str, np.ndarray]], np.ndarray], input_format: str, *, max_batch_size: int = 64,
         max_batch_tokens: int = 16384, max_wait_ms: float = 5.0, max_queue: int = 4096, stats: BatchStats | None = None,
+        pass_cost: float | None = None,
     ) -> None:
         if max_batch_size < 1 or max_batch_tokens < 1 or max_wait_ms < 0 or max_queue < 1:
             raise ValueError("max_batch_size, max_batch_tokens and max_queue must be >= 1, max_wait_ms >= 0")
@@ -96,6 +99,7 @@ class MicroBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.stats = stats or BatchStats()
+        self.pass_cost = pass_cost  # a forward pass's fixed cost in padded tokens (see measure_pass_cost); None: no cost split
         self.depth = 0  # texts accepted and not yet answered
         self._queue: asyncio.Queue[Job | None] | None = None
         self._task: asyncio.Task | None = None
@@ -209,17 +213,76 @@ class MicroBatcher:
                 return
 
     def _run(self, parts: list[Ragged]) -> list[np.ndarray]:
-        return run_batches(self.logits_fn, self.input_format, parts, self.max_batch_size, self.max_batch_tokens, self.stats.on_batch)
+        return run_batches(self.logits_fn, self.input_format, parts, self.max_batch_size, self.max_batch_tokens, self.stats.on_batch,
+                           self.pass_cost)
+
+
+def split_by_cost(lengths: np.ndarray, max_batch_size: int, max_batch_tokens: int, pass_cost: float) -> list[np.ndarray]:
+    """Forward passes (index arrays) over rows of these ``lengths`` that cost the least padded work.
+
+    Padded batches cost about ``pass_cost + width * rows`` (in token units: a fixed cost per pass, then the padded
+    tokens), so one pass over a short and a long text pads the short one to the long one's length. Rows sorted by
+    length are cut into contiguous groups by dynamic programming, each within ``max_batch_size`` rows and
+    ``max_batch_tokens`` padded tokens (a row longer than that budget alone gets its own pass).
+    """
+    order = np.argsort(lengths, kind="stable")
+    widths = np.maximum(lengths[order].astype(np.float64), 1.0)
+    n = len(order)
+    best = np.full(n + 1, np.inf)
+    best[0] = 0.0
+    cut = np.zeros(n + 1, np.int64)
+    for i in range(1, n + 1):  # best[i]: the cheapest passes over the i shortest rows; the last one ends at row i - 1
+        starts = np.arange(max(0, i - max_batch_size), i)
+        rows = i - starts
+        cost = best[starts] + pass_cost + widths[i - 1] * rows
+        cost[(widths[i - 1] * rows > max_batch_tokens) & (rows > 1)] = np.inf
+        k = int(np.argmin(cost))
+        best[i], cut[i] = cost[k], starts[k]
+    passes, i = [], n
+    while i > 0:
+        passes.append(order[cut[i]:i])
+        i = int(cut[i])
+    return passes[::-1]
+
+
+def measure_pass_cost(logits_fn: Callable[[dict[str, np.ndarray]], np.ndarray], input_format: str, token: int,
+                      width: int = 64, rows: int = 32, repeats: int = 3) -> float:
+    """The fixed cost of one forward pass in units of padded tokens: time a pass of 1 row of 8 ids and one of ``rows``
+    rows of ``width`` ids (medians of ``repeats``) and fit ``time = fixed + per_token * tokens``. 0 for "bag" batches
+    (no padding: there is nothing to trade)."""
+    if input_format != "padded":
+        return 0.0
+
+    def timed(n: int, length: int) -> float:
+        ids = Ragged.from_rows([[token] * length for _ in range(n)])
+        batch = collate(ids, np.arange(n), input_format)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            logits_fn(batch)
+            times.append(time.perf_counter() - start)
+        return float(np.median(times))
+
+    small, large = timed(1, 8), timed(rows, width)
+    per_token = (large - small) / (rows * width - 8)
+    if per_token <= 0:
+        return 0.0
+    return max(0.0, (small - 8 * per_token) / per_token)
 
 
 def run_batches(
     logits_fn: Callable[[dict[str, np.ndarray]], np.ndarray], input_format: str, parts: list[Ragged], max_batch_size: int,
-    max_batch_tokens: int, on_batch: Callable[[int, int], None] = lambda texts, tokens: None,
+    max_batch_tokens: int, on_batch: Callable[[int, int], None] = lambda texts, tokens: None, pass_cost: float | None = None,
 ) -> list[np.ndarray]:
-    """Forward passes over every part's rows together (split by length within the bounds); each part's logits, in its order."""
+    """Forward passes over every part's rows together; each part's logits, in its order. Padded batches are cut where
+    that saves work (see :func:`split_by_cost`; ``pass_cost`` None: by length within the bounds only)."""
     ids = concat(parts)
+    if pass_cost is not None and input_format == "padded":
+        passes = split_by_cost(ids.lengths, max_batch_size, max_batch_tokens, pass_cost)
+    else:
+        passes = eval_batches(ids.lengths, max_batch_size, max_tokens=max_batch_tokens)
     out: np.ndarray | None = None
-    for index in eval_batches(ids.lengths, max_batch_size, max_tokens=max_batch_tokens):
+    for index in passes:
         logits = logits_fn(collate(ids, index, input_format))
         if out is None:
             out = np.zeros((len(ids), logits.shape[1]), np.float32)

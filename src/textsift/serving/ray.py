@@ -21,7 +21,7 @@ import numpy as np
 from textsift.errors import ConfigError
 
 from textsift.serving.app import (
-    Encoder, RequestError, ServeSettings, check_request, parse_request, read_api_key, render, warm_up,
+    Encoder, RequestError, ServeSettings, check_request, measure_cost, parse_request, read_api_key, render, warm_up,
 )
 from textsift.serving.batcher import run_batches
 from textsift.text.base import Ragged
@@ -47,6 +47,7 @@ def deployment(settings: ServeSettings, replicas: int = 1, num_cpus: float = 1.0
             self.api_key = read_api_key(s.api_key_file).encode() if s.api_key_file is not None else None
             self.predictor = load(s.model_dir, runtime=s.runtime, num_threads=s.num_threads)
             warm_up(self.predictor, s.max_batch_size)
+            self.pass_cost = measure_cost(self.predictor)
             self.encoder = Encoder(self.predictor)
             self.forward.set_max_batch_size(s.max_batch_size)
             self.forward.set_batch_wait_timeout_s(s.max_wait_ms / 1000.0)
@@ -54,7 +55,8 @@ def deployment(settings: ServeSettings, replicas: int = 1, num_cpus: float = 1.0
         @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005, batch_size_fn=_texts)
         async def forward(self, jobs: list[Ragged]) -> list[np.ndarray]:
             s, p = self.settings, self.predictor
-            return await asyncio.to_thread(run_batches, p.runtime.logits, p.input_format, jobs, s.max_batch_size, s.max_batch_tokens)
+            return await asyncio.to_thread(run_batches, p.runtime.logits, p.input_format, jobs, s.max_batch_size, s.max_batch_tokens,
+                                           pass_cost=self.pass_cost)
 
         async def logits(self, ids: Ragged) -> np.ndarray:
             """A request larger than a batch goes in batch-sized parts (each part's rows stay in order)."""
