@@ -187,14 +187,27 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["Same config per row (the model's recommended settings, seed 0, no early stopping). Loop time per epoch: "
                   "the training steps only. *first*: the first epoch (flax: with the step's compilations, one per width "
                   "bucket); *steady*: the median of the later epochs. imdb: a seeded subsample (see the command).", "",
-                  "| dataset | model | epochs | torch acc | flax acc | gap | torch first / steady s | flax first / steady s | flax compile (first - steady) s | steady flax / torch |",
+                  "| dataset | model | epochs | torch acc | flax acc | gap (points) | torch first / steady s | flax first / steady s | flax compile (first - steady) s | steady flax / torch |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             t, f = r["torch"], r["flax"]
+            gap_mark = "" if abs(r["accuracy_gap"]) <= 0.01 else " (over 1)"
+            ratio_mark = "" if r["steady_ratio"] <= 1.5 else " (over 1.5)"
             lines.append(f"| {r['dataset']} | {r['model']} | {r['epochs']} | {t['test_accuracy']:.4f} | {f['test_accuracy']:.4f} | "
-                         f"{r['accuracy_gap']:+.4f} | {t['first_epoch_s']} / {t['steady_epoch_s']} | {f['first_epoch_s']} / "
-                         f"{f['steady_epoch_s']} | {f['first_epoch_extra_s']} | {r['steady_ratio']}x |")
-        lines.append("")
+                         f"{100 * r['accuracy_gap']:+.1f}{gap_mark} | {t['first_epoch_s']} / {t['steady_epoch_s']} | {f['first_epoch_s']} / "
+                         f"{f['steady_epoch_s']} | {f['first_epoch_extra_s']} | {r['steady_ratio']}x{ratio_mark} |")
+        within = sum(abs(r["accuracy_gap"]) <= 0.01 for r in rows)
+        fast = sum(r["steady_ratio"] <= 1.5 for r in rows)
+        lines += ["", f"Targets (issue 15): test accuracy within 1 point of torch: {within} of {len(rows)} rows (one run, seed 0: "
+                  "a point is 5 of trec's 500 test texts); steady-state time per epoch <= 1.5x torch's: "
+                  f"{fast} of {len(rows)} rows.", "",
+                  "Where the bag's time goes on flax: it runs on padded batches (rows x a bucketed width) where torch's "
+                  "EmbeddingBag reads the flat ids, and SparseAdamW's lazy update gathers and scatters the rows a batch "
+                  "uses (`jnp.unique` at the batch's size, fillers included): XLA's CPU gathers and scatters cost about 1 microsecond "
+                  "a row of the update (measured: 134 ms for 131,072 rows of 64, 37 ms for 32,768, donated), so imdb's long reviews "
+                  "(128 x 1,024 ids a batch) spend most of a step there; emotion's short tweets pay the per-step dispatch "
+                  "instead. Not done: unique rows counted on the host and bucketed, moments packed in one array, a "
+                  "flat-ids (segment-sum) input for the bag.", ""]
     example = results.get("example")
     if example:
         lines += [f"IMDB CNN example (`{example['config']}`, {example['epochs']} epochs, {example['train']}, {example['test']}):", "",
