@@ -36,8 +36,11 @@ def runtimes(path: Path) -> dict:
 
 def describe(model_dir: Path) -> dict:
     from textsift import load
+    from textsift.inference.runtime import weights_format
+    from textsift.modeldir import check_model_dir
 
-    predictor = load(model_dir, runtime="torch")
+    flax = weights_format(check_model_dir(model_dir)) == "flax"  # the parameters of the network the weights are for
+    predictor = load(model_dir, runtime="flax" if flax else "torch")
     path = predictor.path
     modules = predictor.runtime.describe()["parameters"]["per_module"]
     files = {str(p.relative_to(path)): p.stat().st_size for p in sorted(path.rglob("*")) if p.is_file()}

@@ -80,5 +80,9 @@ class FlaxRuntime(Runtime):
         return np.asarray(logits)[:n].astype(np.float32, copy=False)
 
     def describe(self) -> dict[str, Any]:
+        per_module: dict[str, int] = {}
+        for name, array in wio.flatten(self.params).items():  # by the network's top-level part, as torch's children
+            top = name.split("/")[0]
+            per_module[top] = per_module.get(top, 0) + int(array.size)
         return {"runtime": self.name, "backend": "flax", "devices": [str(d) for d in jax.devices()],
-                "parameters": {"total": count_parameters(self.network)}}
+                "parameters": {"total": count_parameters(self.network), "per_module": per_module}}
