@@ -266,6 +266,11 @@ def test_flax_model_directory_runs_on_flax_and_torch_refuses_it(flax_run, tmp_pa
     predictor = textsift.load(model_dir)
     assert predictor.runtime.name == "flax" and predictor.runtime.describe()["backend"] == "flax"
     assert yaml.safe_load((model_dir / "config.yaml").read_text())["backend"] == "flax"
+    from textsift.cli.inspect_cmd import describe
+
+    info = describe(model_dir)  # inspect counts the flax network's parameters and lists only the flax runtime
+    assert set(info["parameters"]["per_module"]) == {"embedding", "head"} and info["parameters"]["total"] > 0
+    assert info["runtimes"]["auto"] == "flax" and info["runtimes"]["available"] == ["flax"]
     with pytest.raises(ModelDirError, match=r"holds flax weights, which runtime 'torch' cannot run: choose --runtime flax"):
         textsift.load(model_dir, runtime="torch")
     # torch's directories are unchanged: auto still runs them on torch
