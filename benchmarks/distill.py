@@ -145,11 +145,14 @@ def run_row(name: str, teacher: Path, args: argparse.Namespace) -> dict:
 def markdown(result: dict, command: str) -> str:
     rows = result["rows"]
     teacher = rows.get("teacher")
+    shown = "`; `".join(dict.fromkeys([r.get("command") or command for r in rows.values()]))  # the runs that trained rows
+    if result.get("remeasured"):
+        shown += f"`; speeds again: `{result['remeasure_command']}"
     lines = [
         "<!-- distill:start -->",
         "### Distillation on emotion: students of the fine-tuned MiniLM (teacher), each beside its architecture on labels alone",
         "",
-        f"Command: `{command}`  ",
+        f"Commands: `{shown}`  ",
         f"Machine: {platform.machine()}, {THREADS} threads, shared with other jobs (speeds are noisy); measured "
         f"{result['measured']}. Teacher: {result['teacher_note']}. Students: 3-layer transformers from teacher layers "
         f"0, 2, 4, {result['student_epochs']} epoch(s) on the first {result['student_train']:,} training texts at lr 5e-5 (distilled: KL at T=2, alpha 0.5; labels only: alpha 0, the "
@@ -229,11 +232,14 @@ def main() -> None:
             row.update(again)
         result["remeasured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         command = "python " + shlex.join(["benchmarks/distill.py", *sys.argv[1:]])
-        trained = result.get("command") or "python " + shlex.join([  # the settings the rows were trained with
+        trained = result.get("command") or "python " + shlex.join([  # the settings rows without a command were trained with
             "benchmarks/distill.py", str(args.teacher), "--unlabeled", str(result["unlabeled"]), "--copies", str(result["copies"]),
             "--student-train", str(result["student_train"]), "--student-epochs", str(result["student_epochs"]),
             "--seq-epochs", str(result["seq_epochs"]), "--teacher-note", result["teacher_note"]])
-        section = markdown(result, trained + f"`; speeds again: `{command}")
+        for row in result["rows"].values():
+            row.setdefault("command", trained)
+        result["remeasure_command"] = command
+        section = markdown(result, command)
         print(section)
         if not args.no_write:
             RESULT.write_text(json.dumps(result, indent=1))
@@ -243,16 +249,17 @@ def main() -> None:
                    "unlabeled": args.unlabeled, "copies": args.copies, "student_epochs": args.student_epochs,
                    "student_train": args.student_train,
                    "seq_epochs": args.seq_epochs})
+    command = "python " + shlex.join(["benchmarks/distill.py", *sys.argv[1:]])
     for name in wanted:
         load = open("/proc/loadavg").read().split()[0]
         row = run_row(name, teacher, args)
         row["load_at_start"] = load
+        row["command"] = command
         result["rows"][name] = row
         print(name, json.dumps(row), flush=True)
         if not args.no_write:
             RESULT.parent.mkdir(exist_ok=True)
             RESULT.write_text(json.dumps(result, indent=1))
-    command = "python " + shlex.join(["benchmarks/distill.py", *sys.argv[1:]])
     result["command"] = command
     section = markdown(result, command)
     print(section)
