@@ -417,3 +417,13 @@ def test_sparse_gradients_with_repeated_or_unsorted_rows_are_summed_and_unique_o
         assert out.is_coalesced()
         torch.testing.assert_close(out.to_dense(), g.to_dense())
         assert out._indices()[0].tolist() == sorted(set(rows))
+
+
+def test_bag_with_max_pooling_trains_and_predicts_with_its_default_sparse_table(tmp_path):
+    """max pooling with sparse gradients (the bag's default) crashed at the first evaluation: torch's EmbeddingBag
+    refuses sparse=True in max mode, which only matters for the gradient."""
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY])
+    result = textsift.train(resolve({"data": {"train": str(data), "validation": str(data)},
+                                     "model": {"type": "bag", "pooling": "max"}, "trainer": {"epochs": 15}}))
+    assert result.predictor.model.embedding.sparse
+    assert result.metrics["val/accuracy"] == 1.0

@@ -109,8 +109,9 @@ class BagClassifier(TorchClassifier):
             rows, local = torch.unique(ids, return_inverse=True)
             table = _GatherRows.apply(emb.weight, rows, float(max(ids.numel(), 1)))
             pooled = nn.functional.embedding_bag(local, table, offsets, mode=emb.mode)
-        else:
-            pooled = emb(ids, offsets)
+        else:  # evaluation (or a dense table): the sparse flag only shapes the gradient, and max pooling refuses it
+            pooled = nn.functional.embedding_bag(ids, emb.weight, offsets, mode=emb.mode, padding_idx=emb.padding_idx,
+                                                 sparse=emb.sparse and emb.mode != "max")
         return self.head(pooled)
 
     def sparse_parameters(self) -> list[nn.Parameter]:
