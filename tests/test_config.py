@@ -201,3 +201,13 @@ def test_exponent_without_dot_is_a_number_everywhere(tmp_path, tiny_jsonl):
     config = load_config(cfg, overrides=["trainer.optimizer.weight_decay=1e-2"])
     assert config.trainer.optimizer.lr == 3e-4 and config.trainer.optimizer.kwargs()["eps"] == 1e-6
     assert config.trainer.optimizer.weight_decay == 0.01
+
+
+def test_precision_32_given_as_a_number_is_the_setting_32(tmp_path):
+    """YAML and --set read 32 as a number; it was refused ("found 32") though "32" is the default."""
+    from textsift.config import load_config
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "a", "label": "x"}\n')
+    config = load_config(base={"data": {"train": str(data)}}, overrides=["trainer.precision=32"])
+    assert config.trainer.precision == "32"

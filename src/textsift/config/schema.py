@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from textsift import registry
@@ -163,6 +163,12 @@ class TrainerConfig(Section):
     precision: Literal["32", "bf16", "fp16"] = Field(
         "32", description="bf16/fp16: mixed precision (autocast; fp16 with a grad scaler) on a GPU; fp32 elsewhere."
     )
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_as_text(cls, value: Any) -> Any:
+        """``precision: 32`` in YAML (or ``--set trainer.precision=32``) is the number 32: the setting "32"."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
     main_metric: str = Field(
         "val/accuracy",
         description="The one metric for best-checkpoint selection, early stopping and tuning.",
