@@ -195,9 +195,32 @@ def test_bad_encoder_path_is_a_clear_error(tiny_jsonl, tmp_path):
         textsift.train(resolve(raw))
 
 
-def test_precision_falls_back_to_fp32_on_cpu(tiny_bert, tiny_jsonl, caplog):
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_precision_bf16_on_cpu_is_autocast_only_where_the_cpu_has_bf16(tiny_bert, tiny_jsonl, caplog, monkeypatch, native_bf16):
+    """bf16 on a CPU: autocast where the CPU computes bf16 natively (avx512_bf16/AMX), fp32 where torch would emulate it."""
+    import textsift.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "cpu_has_native_bf16", lambda: native_bf16)
     raw = tiny_config(tiny_jsonl, "transformer", trainer__epochs=1, trainer__precision="bf16")
     raw["model"] = {"type": "transformer", "pretrained": str(tiny_bert)}
-    with caplog.at_level(logging.INFO, logger="textsift"):
-        textsift.train(resolve(raw))
-    assert any("no fast half precision; training in fp32" in r.getMessage() for r in caplog.records)
+    seen: set[torch.dtype] = set()  # what the encoder's linear layers put out while training
+
+    def hook(module, args, output):
+        if isinstance(module, torch.nn.Linear) and module.training and torch.is_grad_enabled():
+            seen.add(output.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        with caplog.at_level(logging.INFO, logger="textsift"):
+            result = textsift.train(resolve(raw))
+    finally:
+        handle.remove()
+    messages = [r.getMessage() for r in caplog.records]
+    if native_bf16:
+        assert seen == {torch.bfloat16}
+        assert any("bf16 autocast on this CPU" in m for m in messages)
+    else:
+        assert seen == {torch.float32}
+        assert any("no fast half precision; training in fp32" in m for m in messages)
+    # the weights stay fp32 either way
+    assert {p.dtype for p in result.predictor.model.parameters()} == {torch.float32}
