@@ -161,7 +161,8 @@ class TrainerConfig(Section):
         1, ge=1, description="Split each batch into this many micro-batches (same update, less memory)."
     )
     precision: Literal["32", "bf16", "fp16"] = Field(
-        "32", description="bf16/fp16: mixed precision (autocast; fp16 with a grad scaler) on a GPU; fp32 elsewhere."
+        "32", description="bf16/fp16: mixed precision (autocast; fp16 with a grad scaler) on a GPU; bf16 also on a CPU "
+        "with native bf16 (avx512_bf16/AMX); fp32 elsewhere."
     )
 
     @field_validator("precision", mode="before")
