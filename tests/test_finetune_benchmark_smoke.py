@@ -29,8 +29,19 @@ def test_smoke_mode_trains_every_system_and_writes_only_its_json(tmp_path):
     assert result["trainer_grouped"]["sampling"] == "group_by_length"
     assert result["trainer_padded"]["sampling"] == "random"
     assert result["trainer_grouped"]["optim"] == result["trainer_padded"]["optim"] == "adamw_torch_fused"
+    assert result["trainer_grouped"]["precision"] == result["trainer_padded"]["precision"] == "fp32"
     table = [line for line in result["markdown"].splitlines() if line.startswith("| ")]
-    assert len(table) == 4 and "group_by_length" in table[2] and "padding per batch" in table[3]
+    assert "group_by_length" in table[2] and "fp32 (the peer)" in table[2] and "padding per batch" in table[-1]
+    # textsift trains as the example config says (bf16: autocast where the CPU has native bf16, else fp32); when it
+    # trained in bf16, Trainer with bf16=True is measured too, as a labelled extra row, and the verdict names it
+    from textsift.training.trainer import cpu_has_native_bf16
+
+    bf16 = cpu_has_native_bf16()
+    assert result["textsift"]["precision"] == ("bf16" if bf16 else "fp32")
+    assert ("trainer_grouped_bf16" in result) == bf16 and len(table) == (5 if bf16 else 4)
+    if bf16:
+        assert result["trainer_grouped_bf16"]["precision"] == "bf16" and "bf16=True" in table[3]
+        assert "at equal precision, the ratio is" in result["markdown"]
     assert "SMOKE run" in result["markdown"] and "not judged here" in result["markdown"]
     # a smoke run writes neither BENCHMARKS.md nor benchmarks/results
     assert (ROOT / "BENCHMARKS.md").read_text() == benchmarks_md
