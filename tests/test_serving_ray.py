@@ -1,11 +1,19 @@
-"""Scale-out on a local Ray with 2 CPUs: the Ray Serve deployment, and ``predict --ray`` over Ray Data (rows in order).
+"""Scale-out on a local Ray with 2 CPUs: ``textsift serve --ray`` as users start it, the Ray Serve deployment, and
+``predict --ray`` over Ray Data (rows in order).
 
-One Ray start for the module (it is slow): the Serve test shuts Serve down before predict --ray takes both CPUs.
+The command runs first, in its own process with its own local Ray (``--ray-address local``), stopped by SIGTERM
+before the module's Ray starts (one start for the other tests: it is slow); the Serve test shuts Serve down before
+predict --ray takes both CPUs.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +27,48 @@ from test_serving import KEY, TEXTS, free_port, train_tiny_model
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     return train_tiny_model(tmp_path_factory.mktemp("ray_model"))
+
+
+def test_serve_ray_command_starts_answers_and_stops_on_sigterm(model_dir, tmp_path):
+    """``textsift serve --ray``: a local Ray of 2 CPUs, one replica; answers a prediction like the Predictor, refuses a
+    call without the key, and exits by itself on SIGTERM (Serve and Ray shut down), all in bounded time."""
+    import textsift
+
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(KEY)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # "local": a Ray of its own, whatever runs here
+    env["OMP_NUM_THREADS"] = "1"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "textsift", "serve", str(model_dir), "--ray", "--ray-address", "local", "--port", str(port),
+         "--api-key-file", str(key_file), "--max-wait-ms", "2", "--num-threads", "1"],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {KEY}"}
+    try:
+        deadline, answer = time.monotonic() + 150, None
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"textsift serve --ray exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+            try:
+                answer = httpx.post(f"{url}/predict", json={"texts": TEXTS[:5]}, headers=auth, timeout=30)
+                if answer.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        assert answer is not None and answer.status_code == 200, (answer and answer.text, log.read_text(errors="replace")[-3000:])
+        expected = textsift.load(model_dir, runtime="torch").predict(TEXTS[:5])
+        assert [p["label"] for p in answer.json()["predictions"]] == expected.labels
+        got = np.array([[p["probabilities"][n] for n in expected.label_names] for p in answer.json()["predictions"]])
+        np.testing.assert_allclose(got, expected.probabilities, atol=1e-5)
+        assert httpx.post(f"{url}/predict", json={"texts": ["a"]}, timeout=30).status_code == 401
+        process.terminate()
+        assert process.wait(60) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # the command and the Ray processes it started
+            process.wait()
 
 
 @pytest.fixture(scope="module")
