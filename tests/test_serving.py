@@ -297,6 +297,18 @@ def test_page_predicts_in_headless_chromium_with_the_api_key(server, predictor, 
             page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
             page.goto(server.url + "/", wait_until="load")
             assert "needs an API key" in page.inner_text("#model")
+            page.fill("#texts", "i love this great film")
+            page.click("#predict")  # without the key: nothing predicted, the page says why
+            page.wait_for_function("document.getElementById('status').textContent.includes('API key')")
+            assert page.is_hidden("#results")
+            no_key = page.evaluate("""async () => (await fetch('/predict', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                                                   body: JSON.stringify({texts: ['i love this great film']})})).status""")
+            assert no_key == 401  # the page loads without the key; the API behind it does not answer without it
+            page.fill("#key", "wrong-key-0123456789")
+            page.dispatch_event("#key", "change")
+            page.wait_for_function("document.getElementById('model').textContent.includes('401')")
+            assert all("401" in p for p in problems), problems  # the browser logs the refused calls, and only them
+            problems.clear()
             page.fill("#key", KEY)
             page.dispatch_event("#key", "change")
             page.wait_for_function("document.getElementById('model').textContent.includes('2 labels')")

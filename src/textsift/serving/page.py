@@ -144,7 +144,7 @@ function render(texts, result) {
 
 async function predict() {
   if (!model) await loadModel();
-  if (!model) return;
+  if (!model) { status(AUTH && !$("key").value.trim() ? "Type the API key first: this server answers only with it." : $("model").textContent, true); return; }
   const body = inputs();
   if (!body.texts.length) { status("Type a text first.", true); return; }
   const limit = model.limits.max_request_texts, texts = body.texts, out = {predictions: [], multilabel: model.multilabel};
