@@ -109,17 +109,27 @@ class LinearClassifier(TorchClassifier):
         from scipy.sparse import csr_matrix
 
         t0 = time.perf_counter()
-        values = torch.from_numpy(np.ascontiguousarray(ids.values))
-        offsets = torch.from_numpy(np.ascontiguousarray(ids.offsets[:-1]))
         n = len(ids)
-        with torch.no_grad():
-            rows, feats, counts = self._counts(values, offsets)  # one pass: document frequencies, then the weights
-            df = torch.bincount(feats, minlength=self.vocab_size).float()
-            self.idf.copy_(torch.log((1.0 + n) / (1.0 + df)) + 1.0)
-            self.idf[0] = 0.0  # the padding id carries nothing
-            rows, feats, weights = self._weigh(rows, feats, counts, n)
-        x = csr_matrix((weights.numpy().astype(np.float64), (rows.numpy(), feats.numpy())), shape=(n, self.vocab_size))
+        # the term counts of each row as scipy's canonical CSR (each row's ids sorted and summed in C, row by row:
+        # 2.5x torch.unique over (row, id) keys); the same weights as features() computes, from one pass
+        index = np.int32 if len(ids.values) < 2**31 and self.vocab_size < 2**31 else np.int64
+        x = csr_matrix((np.ones(len(ids.values), np.float64), ids.values.astype(index), ids.offsets.astype(index)),
+                       shape=(n, self.vocab_size))
         x.sum_duplicates()
+        feats = x.indices
+        df = np.bincount(feats, minlength=self.vocab_size)
+        idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+        idf[0] = 0.0  # the padding id carries nothing
+        idf = idf.astype(np.float32)  # the buffer's precision: the weights are the ones prediction computes
+        with torch.no_grad():
+            self.idf.copy_(torch.from_numpy(idf))
+        counts = x.data.astype(np.float32)
+        tf = 1.0 + np.log(counts) if self.spec.sublinear_tf else counts
+        weights = tf * idf[feats]
+        rows = np.repeat(np.arange(n), np.diff(x.indptr))
+        block = rows * 2 + (feats >= self.first_char_row)  # (row, kind): words and character n-grams apart
+        norms = np.sqrt(np.bincount(block, weights * weights, minlength=2 * n)).astype(np.float32)
+        x.data = (weights / np.maximum(norms[block], 1e-12)).astype(np.float64)
         spec = self.spec
         num_labels = self.bias.numel()
         weight = np.zeros((self.vocab_size, num_labels))
