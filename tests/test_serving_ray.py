@@ -1,7 +1,7 @@
 """Scale-out on a local Ray with 2 CPUs: ``textsift serve --ray`` as users start it, the Ray Serve deployment, and
 ``predict --ray`` over Ray Data (rows in order).
 
-The command runs first, in its own process with its own local Ray (``--ray-address local``), stopped by SIGTERM
+The command runs first, in its own process with a Ray of its own (no --ray-address, no RAY_ADDRESS), stopped by SIGTERM
 before the module's Ray starts (one start for the other tests: it is slow); the Serve test shuts Serve down before
 predict --ray takes both CPUs.
 """
@@ -38,10 +38,10 @@ def test_serve_ray_command_starts_answers_and_stops_on_sigterm(model_dir, tmp_pa
     key_file.write_text(KEY)
     port = free_port()
     log = tmp_path / "serve.log"
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # "local": a Ray of its own, whatever runs here
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a Ray of its own, whatever else runs here
     env["OMP_NUM_THREADS"] = "1"
     process = subprocess.Popen(
-        [sys.executable, "-m", "textsift", "serve", str(model_dir), "--ray", "--ray-address", "local", "--port", str(port),
+        [sys.executable, "-m", "textsift", "serve", str(model_dir), "--ray", "--port", str(port),
          "--api-key-file", str(key_file), "--max-wait-ms", "2", "--num-threads", "1"],
         stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {KEY}"}

@@ -48,7 +48,7 @@ def serve(
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request (uvicorn's access log)."),
     ray: bool = typer.Option(False, "--ray", help="Serve with Ray Serve (replicas, @serve.batch) instead of uvicorn."),
     replicas: int = typer.Option(1, "--replicas", min=1, help="--ray: model replicas."),
-    ray_address: str | None = typer.Option(None, "--ray-address", help="--ray: a running Ray cluster (default: start a local one)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="--ray: a running Ray cluster (default: RAY_ADDRESS if set, else a local Ray of its own)."),
 ) -> None:
     """Serve MODEL_DIR over HTTP: POST /predict, /health, /ready, /metrics, /model, a page at /, OpenAPI at /docs."""
     from textsift.serving.app import SETTINGS_ENV, ServeSettings, preflight, read_api_key

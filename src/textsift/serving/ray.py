@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -104,6 +105,8 @@ def run_ray_serve(settings: ServeSettings, *, host: str, port: int, replicas: in
     import ray
     from ray import serve
 
+    # no address: RAY_ADDRESS if set, else a Ray of its own ("local"): never a cluster that happens to run on this machine
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
     ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, logging_level=logging.WARNING)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own (it would end the process at once)
