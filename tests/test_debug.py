@@ -86,6 +86,21 @@ def test_train_logs_the_cheap_checks_and_data_checks_false_turns_them_off(tmp_pa
     assert quiet.checks == [] and not [r for r in caplog.records if "Data check" in r.message]
 
 
+def test_cross_validation_makes_the_same_cheap_checks(tmp_path, caplog):
+    """textsift cv read its data without the checks every training run makes: a validation file holding a training
+    text went unremarked."""
+    from textsift.training.cv import cross_validate
+
+    rows = [{"text": t, "label": label} for t, label in TINY] * 2
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    validation = write_jsonl(tmp_path / "validation.jsonl", [{"text": TINY[0][0], "label": TINY[0][1]}, {"text": "fresh text", "label": "pos"}])
+    config = load_config(base={"data": {"train": str(train), "validation": str(validation)}, "model": {"type": "linear"},
+                               "tokenizer": {"type": "hashed_ngrams"}})
+    with caplog.at_level(logging.WARNING, logger="textsift"):
+        cross_validate(config, 2)
+    assert any("leakage_exact" in r.message and "1 of 2 validation texts" in r.message for r in caplog.records)
+
+
 # --- near duplicates ------------------------------------------------------------------------------------------------
 
 def test_near_duplicates_find_edited_copies_and_nothing_else():

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from textsift.config import Config
+from textsift.data.checks import run_cheap_checks
 from textsift.data.example import Dataset
 from textsift.data.labels import LabelSet
 from textsift.data.loading import Splits, read_for, stratified_split
@@ -105,6 +106,8 @@ def cross_validate(
     labels = LabelSet.infer(pool, config.data.labels, multilabel=config.task == "multilabel")
     assignment = fold_assignment(stratification_labels(labels.encode(pool)), folds, config.seed)
     fixed_validation = read_for(config, config.data.validation) if config.data.validation is not None else None
+    if config.data.checks:  # the checks a training run makes (leakage into validation, missing labels, truncation), once
+        run_cheap_checks(pool, fixed_validation, None, labels, getattr(config.tokenizer, "max_length", None))
     if config.data.test is not None:
         logger.info("Cross-validation tests on the held-out folds; data.test (%s) is not used.", config.data.test)
     out = Path(output) if output is not None else None
