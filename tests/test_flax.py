@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
 import numpy as np
 import pytest
 import torch
@@ -22,7 +23,7 @@ import yaml
 
 import textsift
 from textsift.backends.flax.optim import build_loss, build_optimizer
-from textsift.backends.flax.shapes import bucket_width
+from textsift.backends.flax.shapes import bucket_count, bucket_width
 from textsift.config import resolve
 from textsift.config.schema import OptimizerConfig
 from textsift.errors import ConfigError, ModelDirError
@@ -118,24 +119,55 @@ def _varied(tmp_path: Path) -> Path:
 
 
 def test_training_compiles_once_per_width_bucket(tmp_path, caplog):
+    """Padded models (cnn here) compile their step once per width bucket, in the first epoch only."""
+    data = _varied(tmp_path)
+    raw = tiny_config(data, "cnn", trainer__epochs=3, trainer__batch_size=8, backend="flax")
+    raw["model"] = {"type": "cnn", "embed_dim": 8, "channels": 4, "head": {"hidden_dims": [8], "dropout": 0.2}}
+    raw["tokenizer"] = {"type": "words", "max_length": 100}
+    compiles_per_epoch, shapes = _count_step_compiles(raw, caplog)
+    widths = {shape[1] for shape in result_trainer_shapes(caplog)}
+    assert widths <= {16, 32, 64, 128} and len(widths) >= 3  # several buckets were trained on
+    # every step shape compiled in the first epoch (each batch width met then), none in the next two
+    assert compiles_per_epoch[0] == len(widths) == len(shapes) and compiles_per_epoch == [compiles_per_epoch[0]] * 3
+
+
+def test_the_bag_compiles_once_per_flat_size_bucket(tmp_path, caplog, monkeypatch):
+    """The bag's flat batches (entries and distinct rows, each bucketed) compile the step once per pair of buckets,
+    in the first epoch only, however many batches follow."""
+    from textsift.backends.flax import shapes
+
+    monkeypatch.setattr(shapes, "FLAT_MIN", 16)  # small buckets, so that these small batches meet several
     data = _varied(tmp_path)
     raw = tiny_config(data, "bag", trainer__epochs=3, trainer__batch_size=8, backend="flax")
     raw["model"] = {"type": "bag", "embed_dim": 8, "head": {"hidden_dims": [8], "dropout": 0.2}}
-    raw["tokenizer"] = {"type": "words", "max_length": 100}
+    raw["tokenizer"] = {"type": "hashed_ngrams", "word_ngrams": 3, "max_length": 300}
+    compiles_per_epoch, shapes = _count_step_compiles(raw, caplog)
+    assert all(kind == "flat" and bucket_count(t) == t and bucket_count(u) == u for kind, t, u in shapes)
+    assert len({t for _, t, _ in shapes}) >= 2  # batches of several sizes
+    assert compiles_per_epoch[0] == len(shapes) and compiles_per_epoch == [compiles_per_epoch[0]] * 3
+
+
+def test_flat_sizes_are_powers_of_two_from_4096():
+    assert [bucket_count(n) for n in (0, 1, 4096, 4097, 9000, 70_000)] == [4096, 4096, 4096, 8192, 16384, 131072]
+
+
+def _count_step_compiles(raw: dict, caplog) -> tuple[list[int], set]:
+    """Compilations of the training step counted at the end of each epoch, and the step shapes the trainer ran."""
     caplog.set_level(logging.WARNING, logger="jax._src.interpreters.pxla")
     compiles_per_epoch: list[int] = []
+    shapes: set = set()
 
     class Count(Callback):
         def on_epoch_end(self, trainer, metrics):
             compiles_per_epoch.append(sum("Compiling jit(step)" in r.getMessage() for r in caplog.records))
+            if not shapes:
+                shapes.update(trainer.shapes_compiled)  # the first epoch's
+            assert trainer.shapes_compiled == shapes  # later epochs meet no new shape
 
     with jax.log_compiles(True):
         result = textsift.train(resolve(raw), callbacks=[Count()])
-    widths = {shape[1] for shape in result_trainer_shapes(caplog)}
-    assert widths <= {16, 32, 64, 128} and len(widths) >= 3  # several buckets were trained on
-    # every step shape compiled in the first epoch (each batch width met then), none in the next two
-    assert compiles_per_epoch[0] == len(widths) and compiles_per_epoch == [compiles_per_epoch[0]] * 3
-    assert result.state.global_step == 15
+    assert result.state.global_step == 15  # 40 texts in batches of 8, 3 epochs
+    return compiles_per_epoch, shapes
 
 
 def result_trainer_shapes(caplog) -> list[tuple[int, int]]:
@@ -402,3 +434,33 @@ def test_the_bags_gathered_rows_update_equals_the_whole_tables(tiny_jsonl, extra
     np.testing.assert_allclose(out[True][1], out[False][1], atol=1e-6)
     assert not np.allclose(out[True][1][1:], build_network(config.model, vocab_size=tokenizer.vocab_size, num_labels=2,
                                                            seed=0).embedding[...][1:])  # the table did train
+
+
+@pytest.mark.parametrize("pooling", ["mean", "sum", "max"])
+def test_the_bags_flat_batch_gives_the_padded_batchs_logits(tiny_jsonl, pooling):
+    """The training step's flat input (entries sorted by table row, the batch's distinct rows gathered or the whole
+    table indexed) gives the logits of the padded input that evaluation and the runtime use: every text, empty ones
+    and batch fillers included."""
+    from textsift.backends.flax.networks import build_network
+    from textsift.backends.flax.shapes import NO_ROW, flat_bag_batch, padded_batch
+    from textsift.text.base import Ragged
+
+    spec = resolve({"data": {"train": str(tiny_jsonl)}, "model": {"type": "bag", "embed_dim": 6, "pooling": pooling,
+                                                                  "head": {"hidden_dims": [5]}}}).model
+    net = build_network(spec, vocab_size=50, num_labels=3, seed=0)
+    ids = Ragged.from_rows([[3, 7, 7, 12], [49], [], [5, 3, 9, 9, 9, 1, 2, 40], [12, 3]])
+    index = np.array([3, 0, 2, 4, 1])
+    padded = padded_batch(ids, index, 8)
+    expected = np.asarray(net({"ids": jnp.asarray(padded["ids"]), "lengths": jnp.asarray(padded["lengths"])}))
+    whole = flat_bag_batch(ids, index, 8, gather_rows=False)
+    assert np.all(np.diff(whole["feat"]) >= 0) and whole["real"].sum() == 15 and len(whole["feat"]) == 4096
+    got, keep = net.flat_logits({k: jnp.asarray(v) for k, v in whole.items()})
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(keep), whole["real"])
+    local = flat_bag_batch(ids, index, 8)
+    distinct = [1, 2, 3, 5, 7, 9, 12, 40, 49]
+    assert list(local["rows"][:9]) == distinct and np.all(local["rows"][9:] == NO_ROW)
+    table = net.embedding[...]
+    net.embedding = nnx.Param(table.at[jnp.asarray(local["rows"])].get(mode="fill", fill_value=0.0))
+    got, _ = net.flat_logits({k: jnp.asarray(v) for k, v in local.items()})
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-6)

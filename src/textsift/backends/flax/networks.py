@@ -167,6 +167,29 @@ class BagNetwork(nnx.Module):
         mask, head_key = self.features(batch, key)
         return self.head(self.pool(self.embedding[...][batch["ids"]], mask), head_key)
 
+    def flat_logits(self, batch: Batch, key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """Logits of a flat batch (:func:`~textsift.backends.flax.shapes.flat_bag_batch`: ``feat``, ``seg``, ``real``
+        and ``weights``; ``feat`` indexes this network's table, sorted) and each entry's weight after feature dropout
+        (``keep [T]``: 1 kept, 0 dropped or filler). The same function as :meth:`__call__` on the padded batch: the
+        training step's input, with no padding to a width and entries in table order."""
+        keep = batch["real"]
+        head_key = None
+        if key is not None:
+            drop_key, head_key = jax.random.split(key)
+            if self.feature_dropout > 0:
+                keep = keep * jax.random.bernoulli(drop_key, 1.0 - self.feature_dropout, keep.shape)
+        vectors = self.embedding[...].at[batch["feat"]].get(mode="promise_in_bounds", indices_are_sorted=True)
+        seg, rows = batch["seg"], batch["weights"].shape[0]
+        count = jax.ops.segment_sum(keep, seg, rows)
+        if self.pooling == "max":
+            pooled = jax.ops.segment_max(jnp.where(keep[:, None] > 0, vectors, -jnp.inf), seg, rows)
+            pooled = jnp.where(count[:, None] > 0, pooled, 0.0)
+        else:
+            pooled = jax.ops.segment_sum(vectors * keep[:, None], seg, rows)
+            if self.pooling == "mean":
+                pooled = pooled / jnp.maximum(count, 1.0)[:, None]
+        return self.head(pooled, head_key), keep
+
 
 class _ConvBlock(nnx.Module):
     def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, activation: str, dropout: float,

@@ -156,7 +156,8 @@ def build_optimizer(spec: Any, grad_clip: float | None, labels: Callable[[Any], 
 class LazyRows:
     """SparseAdamW on an embedding table, row by row: the rows a step uses (``rows``, gathered by the caller) get
     torch's sparse update (``sparse_lr``: plain SGD; else lazy Adam with ``sparse_eps``); the others keep their
-    weights and moments. State: ``{"count", "m", "v"}`` (``m``, ``v`` without ``sparse_lr``)."""
+    weights and moments. State: ``{"count", "moments"}``: ``moments [rows, 2, dim]`` holds each row's ``m`` and ``v``
+    side by side, so a step reads and writes them in one gather and one scatter (none without ``sparse_lr``)."""
 
     def __init__(self, spec: Any) -> None:
         extra = dict(spec.model_extra or {})
@@ -173,24 +174,45 @@ class LazyRows:
     def init(self, table: jax.Array) -> dict[str, jax.Array]:
         state = {"count": jnp.zeros((), jnp.int32)}
         if self.sparse_lr is None:
-            state.update(m=jnp.zeros_like(table), v=jnp.zeros_like(table))
+            state["moments"] = jnp.zeros((table.shape[0], 2, *table.shape[1:]), table.dtype)
         return state
 
-    def update(self, table: jax.Array, rows: jax.Array, grad: jax.Array, state: dict[str, jax.Array],
-               factor: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """``table`` after the update of ``rows`` (their gradient ``grad [rows, dim]``; rows may repeat, a repeat's
-        gradient being zero), and the new state. ``factor``: the schedule's."""
-        count = state["count"] + 1
-        current = table[rows]
+    def rows_after(self, current: jax.Array, moments: jax.Array | None, grad: jax.Array, used: jax.Array,
+                   count: jax.Array, factor: jax.Array) -> dict[str, jax.Array]:
+        """The new values of a step's rows: ``{"table": ...}`` and, for Adam, ``"moments"``. ``current``: the
+        rows' weights, ``moments [rows, 2, dim]``: their ``m`` and ``v``, ``grad``: their gradient, ``used [rows]``: the rows the
+        batch used (the coalesced indices of torch's sparse gradient): only they change, as in torch, whatever their
+        gradient. ``count``: the step number after this step; ``factor``: the schedule's."""
+        touched = used[:, None]
         if self.sparse_lr is not None:
-            return table.at[rows].set(current - float(self.sparse_lr) * factor * grad), {"count": count}
+            return {"table": jnp.where(touched, current - float(self.sparse_lr) * factor * grad, current)}
         t = count.astype(jnp.float32)
         b1, b2 = self.b1, self.b2
-        m, v = state["m"][rows], state["v"][rows]
-        touched = jnp.any(grad != 0, axis=1, keepdims=True)
+        assert moments is not None
+        m, v = moments[:, 0], moments[:, 1]
         m_new = jnp.where(touched, b1 * m + (1.0 - b1) * grad, m)
         v_new = jnp.where(touched, b2 * v + (1.0 - b2) * grad * grad, v)
         step_size = self.lr * factor * jnp.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
-        rows_new = jnp.where(touched, current - step_size * m_new / (jnp.sqrt(v_new) + self.eps), current)
-        return table.at[rows].set(rows_new), {"count": count, "m": state["m"].at[rows].set(m_new),
-                                              "v": state["v"].at[rows].set(v_new)}
+        table = jnp.where(touched, current - step_size * m_new / (jnp.sqrt(v_new) + self.eps), current)
+        return {"table": table, "moments": jnp.stack([m_new, v_new], axis=1)}
+
+    def update(self, table: jax.Array, rows: jax.Array, current: jax.Array, grad: jax.Array, used: jax.Array,
+               state: dict[str, jax.Array], factor: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """``table`` after the update of ``rows`` (sorted; fillers out of bounds, which read zeros and are not
+        written), whose weights are ``current`` (see :meth:`rows_after`), and the new state, in one function."""
+        count = state["count"] + 1
+        moments = read_rows(state["moments"], rows) if "moments" in state else None
+        new = self.rows_after(current, moments, grad, used, count, factor)
+        if moments is None:
+            return write_rows(table, rows, new["table"]), {"count": count}
+        return write_rows(table, rows, new["table"]), {"count": count, "moments": write_rows(state["moments"], rows, new["moments"])}
+
+
+def read_rows(table: jax.Array, rows: jax.Array) -> jax.Array:
+    """``table[rows]`` for sorted ``rows`` whose fillers lie out of bounds (they read zeros)."""
+    return table.at[rows].get(mode="fill", fill_value=0.0, indices_are_sorted=True)
+
+
+def write_rows(table: jax.Array, rows: jax.Array, values: jax.Array) -> jax.Array:
+    """``table`` with ``rows`` (sorted, fillers out of bounds: not written) set to ``values``."""
+    return table.at[rows].set(values, mode="drop", indices_are_sorted=True)

@@ -49,3 +49,68 @@ def padded_batch(ids: Ragged, index: np.ndarray, rows: int, labels: np.ndarray |
         filled[: len(index)] = y
         out["labels"] = filled
     return out
+
+
+#: the table-row index of a filler entry of ``rows`` (out of bounds: gathers read zeros there, scatters drop it)
+NO_ROW = np.iinfo(np.int32).max
+
+
+#: the smallest flat batch, in entries and in distinct rows (small batches share one shape)
+FLAT_MIN = 4096
+
+
+def bucket_count(n: int) -> int:
+    """The padded size of ``n`` flat entries (or of a flat batch's distinct rows): the next power of two from
+    :data:`FLAT_MIN`: few sizes, a compilation each."""
+    return max(FLAT_MIN, 1 << max(int(n) - 1, 0).bit_length())
+
+
+def flat_bag_batch(ids: Ragged, index: np.ndarray, rows: int, labels: np.ndarray | None = None, *,
+                   gather_rows: bool = True) -> dict[str, np.ndarray]:
+    """The examples ``index`` as one flat list of ids, for the bag's training step (no padding to a width).
+
+    Entries are sorted by table row, so that the step's gathers and its gradient's scatter read memory in order:
+    ``feat [T]`` (int32) is each entry's table row (``gather_rows=False``) or its index into ``rows`` (the batch's
+    distinct table rows, sorted, padded with :data:`NO_ROW`), ``seg [T]`` its example (batch row), ``real [T]`` 1.0
+    for an entry of a text and 0.0 for a filler. ``T`` and ``len(rows)`` are bucketed (:func:`bucket_count`) so that
+    the step compiles once per pair of buckets met (a filler row costs nearly what a real one does, so the rows are
+    bucketed apart from the entries); ``lengths``, ``weights`` and ``labels`` are as in
+    :func:`padded_batch` (``rows`` batch rows, fillers of weight 0)."""
+    if len(index) > rows:
+        raise ValueError(f"{len(index)} examples do not fit a batch of {rows} rows")
+    taken = ids.take(index)
+    lengths = taken.lengths
+    values = taken.values
+    seg_real = np.repeat(np.arange(len(index), dtype=np.int32), lengths)
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    total = bucket_count(len(values))
+    feat = np.empty(total, np.int32)
+    if gather_rows:
+        first = np.ones(len(values), bool)
+        first[1:] = sorted_values[1:] != sorted_values[:-1]
+        distinct = sorted_values[first]
+        local = np.cumsum(first, dtype=np.int64) - 1
+        table_rows = np.full(bucket_count(len(distinct)), NO_ROW, np.int32)
+        table_rows[: len(distinct)] = distinct
+        feat[: len(values)] = local
+    else:
+        feat[: len(values)] = sorted_values
+    feat[len(values):] = feat[len(values) - 1] if len(values) else 0  # fillers keep the order sorted
+    seg = np.zeros(total, np.int32)
+    seg[: len(values)] = seg_real[order]
+    real = np.zeros(total, np.float32)
+    real[: len(values)] = 1.0
+    out_lengths = np.zeros(rows, np.int32)
+    out_lengths[: len(index)] = lengths
+    weights = np.zeros(rows, np.float32)
+    weights[: len(index)] = 1.0
+    out = {"feat": feat, "seg": seg, "real": real, "lengths": out_lengths, "weights": weights}
+    if gather_rows:
+        out["rows"] = table_rows
+    if labels is not None:
+        y = labels[index]
+        filled = np.zeros((rows, *y.shape[1:]), np.float32 if y.ndim == 2 else np.int32)
+        filled[: len(index)] = y
+        out["labels"] = filled
+    return out

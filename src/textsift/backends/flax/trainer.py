@@ -28,9 +28,9 @@ from flax import nnx
 from textsift.backends.flax import weights as wio
 from textsift.backends.flax.forward import Forward
 from textsift.backends.flax.networks import BagNetwork
-from textsift.backends.flax.optim import LazyRows, Loss, build_optimizer
+from textsift.backends.flax.optim import LazyRows, Loss, build_optimizer, read_rows, write_rows
 from textsift.backends.flax.parallel import DataParallel
-from textsift.backends.flax.shapes import padded_batch
+from textsift.backends.flax.shapes import NO_ROW, flat_bag_batch, padded_batch
 from textsift.batching import EncodedDataset, epoch_batches
 from textsift.config.schema import TrainerConfig
 from textsift.errors import CheckpointError, ConfigError
@@ -45,9 +45,10 @@ def _is_table(path: tuple[Any, ...], value: Any) -> bool:
     return tuple(path) == ("embedding",)
 
 
-def _occurrences(batch: dict[str, jax.Array]) -> jax.Array:
-    """Feature occurrences of the batch's real rows (torch's bag scales its sparse gradient by this)."""
-    return (batch["lengths"] * (batch["weights"] > 0)).sum().astype(jnp.float32)
+def _kept(net: nnx.Module, batch: dict[str, jax.Array], key: jax.Array) -> jax.Array:
+    """``[batch, width]``: the bag's features a padded batch's real rows keep after feature dropout."""
+    mask, _ = net.features(batch, key)
+    return mask & (batch["weights"] > 0)[:, None]
 
 
 def param_labels(network: nnx.Module, params: Any, sparse: bool) -> Any:
@@ -106,7 +107,9 @@ class FlaxTrainer:
         self.tx: optax.GradientTransformation | None = None
         self.forward: Forward | None = None
         self._step: Any = None
-        self.shapes_compiled: set[tuple[int, ...]] = set()  # (rows, width) of each training step shape run
+        self.shapes_compiled: set[tuple[Any, ...]] = set()  # each training step shape run: (rows, width) or flat sizes
+        self.flat = False  # the bag on one device: flat batches (see _batch)
+        self.gathered = False  # ... with the batch's distinct rows gathered (SparseAdamW)
 
     # -- hooks ---------------------------------------------------------------------------------
     def _call(self, hook: str, *args: Any) -> None:
@@ -137,25 +140,35 @@ class FlaxTrainer:
         self.graphdef = graphdef
         self.forward = Forward(graphdef)
         sparse = bool(getattr(self.model_spec, "sparse", False)) and isinstance(model, BagNetwork)
+        # the bag trains on flat batches (no padding to a width) on one device; over a mesh, on padded rows
+        self.flat = isinstance(model, BagNetwork) and self.parallel.size == 1
+        lazy = sparse and self.gather_rows and LazyRows.applies(cfg.optimizer)
+        self.gathered = self.flat and lazy
         self.params = self.parallel.replicate(params)
-        if sparse and self.gather_rows and LazyRows.applies(cfg.optimizer):
-            self._step = self._sparse_step(graphdef, params, loss_fn)
+        if lazy:
+            self._step = self._flat_sparse_step(graphdef, params, loss_fn) if self.flat else self._sparse_step(graphdef, params, loss_fn)
             return
         labels = param_labels(model, params, sparse)
         self.tx = build_optimizer(cfg.optimizer, cfg.grad_clip, lambda _: labels)
         self.opt_state = self.parallel.replicate(self.tx.init(params))
-        tx, base_key = self.tx, jax.random.key(self.seed)
+        tx, base_key, flat = self.tx, jax.random.key(self.seed), self.flat
 
         def step(params: Any, opt_state: Any, batch: dict[str, jax.Array], factor: jax.Array, step_number: jax.Array) -> Any:
             key = jax.random.fold_in(base_key, step_number)
 
-            def loss_of(p: Any) -> jax.Array:
-                logits = nnx.merge(graphdef, p)({"ids": batch["ids"], "lengths": batch["lengths"]}, key)
-                return loss_fn(logits, batch["labels"], batch["weights"])
+            def loss_of(p: Any) -> tuple[jax.Array, jax.Array]:
+                net = nnx.merge(graphdef, p)
+                if flat:
+                    logits, keep = net.flat_logits(batch, key)
+                    occurrences = keep.sum()
+                else:
+                    logits = net({"ids": batch["ids"], "lengths": batch["lengths"]}, key)
+                    occurrences = _kept(net, batch, key).sum().astype(jnp.float32) if sparse else jnp.float32(0)
+                return loss_fn(logits, batch["labels"], batch["weights"]), occurrences
 
-            loss, grads = jax.value_and_grad(loss_of)(params)
+            (loss, occurrences), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
             if sparse:  # per feature occurrence, as torch's bag: Adam's sparse_eps then means the same everywhere
-                grads = jax.tree.map(lambda g, lab: g * _occurrences(batch) if lab == "sparse" else g, grads, labels)
+                grads = jax.tree.map(lambda g, lab: g * occurrences if lab == "sparse" else g, grads, labels)
             updates, opt_state = tx.update(grads, opt_state, params)
             updates = jax.tree.map(lambda u: u * factor, updates)
             return optax.apply_updates(params, updates), opt_state, loss
@@ -179,27 +192,101 @@ class FlaxTrainer:
             key = jax.random.fold_in(base_key, step_number)
             table, rest = nnx.split_state(params, _is_table, ...)
             ids = batch["ids"]
-            rows, inverse = jnp.unique(ids.reshape(-1), size=ids.size, fill_value=0, return_inverse=True)
-            gathered = jax.tree.map(lambda t: t[rows], table)
+            rows, inverse = jnp.unique(ids.reshape(-1), size=ids.size, fill_value=NO_ROW, return_inverse=True)
+            gathered = jax.tree.map(lambda t: t.at[rows].get(mode="fill", fill_value=0.0, indices_are_sorted=True), table)
+            local = {"ids": inverse.reshape(ids.shape), "lengths": batch["lengths"], "weights": batch["weights"]}
 
-            def loss_of(g: Any, r: Any) -> jax.Array:
+            def loss_of(g: Any, r: Any) -> tuple[jax.Array, jax.Array]:
                 net = nnx.merge(graphdef, g, r)
-                logits = net({"ids": inverse.reshape(ids.shape), "lengths": batch["lengths"]}, key)
-                return loss_fn(logits, batch["labels"], batch["weights"])
+                return loss_fn(net(local, key), batch["labels"], batch["weights"]), _kept(net, local, key)
 
-            loss, (g_rows, g_rest) = jax.value_and_grad(loss_of, argnums=(0, 1))(gathered, rest)
-            g_rows = jax.tree.map(lambda g: g * _occurrences(batch), g_rows)
+            (loss, kept), (g_rows, g_rest) = jax.value_and_grad(loss_of, argnums=(0, 1), has_aux=True)(gathered, rest)
+            g_rows = jax.tree.map(lambda g: g * kept.sum().astype(jnp.float32), g_rows)
+            used = jax.ops.segment_sum(kept.reshape(-1).astype(jnp.float32), inverse.reshape(-1), rows.shape[0]) > 0
             if clip is not None:  # torch's clip_grad_norm_ over every gradient, the table's rows included
                 norm = optax.tree.norm((g_rows, g_rest))
                 scale = jnp.minimum(1.0, clip / (norm + 1e-6))
                 g_rows, g_rest = jax.tree.map(lambda g: g * scale, (g_rows, g_rest))
             updates, rest_state = tx.update(g_rest, opt_state[0], rest)
             rest = optax.apply_updates(rest, jax.tree.map(lambda u: u * factor, updates))
-            new_table, lazy_state = lazy.update(jax.tree.leaves(table)[0], rows, jax.tree.leaves(g_rows)[0], opt_state[1], factor)
+            new_table, lazy_state = lazy.update(jax.tree.leaves(table)[0], rows, jax.tree.leaves(gathered)[0],
+                                                jax.tree.leaves(g_rows)[0], used, opt_state[1], factor)
             table = jax.tree.map(lambda _: new_table, table)
             return nnx.merge_state(table, rest), (rest_state, lazy_state), loss
 
         return jax.jit(step, donate_argnums=(0, 1))
+
+    def _flat_sparse_step(self, graphdef: Any, params: Any, loss_fn: Loss) -> Any:
+        """The bag's step with SparseAdamW on one device, from a flat batch (:func:`.shapes.flat_bag_batch`): the
+        batch's distinct table rows (found on the host, sorted) are gathered, differentiated and updated lazily, as
+        torch's sparse gradients; the rest takes the dense optimizer. Every gather and scatter of the table reads its
+        rows in order, and the texts' ids are pooled by segment sums, with no padding to a width.
+
+        Two jitted functions: ``step`` computes everything and writes nothing of the table; ``write`` sets the
+        table's rows and their moments in place (donated). In one function, XLA's CPU backend copied the
+        table and each moment whole (about 115 MB each on IMDB) instead of updating them in place."""
+        cfg = self.config
+        table, rest = nnx.split_state(params, _is_table, ...)
+        rest_labels = param_labels(self.model, rest, False)
+        tx = build_optimizer(cfg.optimizer, None, lambda _: rest_labels)  # clipping below, over every gradient
+        lazy = LazyRows(cfg.optimizer)
+        self.tx = tx
+        self.opt_state = self.parallel.replicate((tx.init(rest), lazy.init(jax.tree.leaves(table)[0])))
+        base_key, clip = jax.random.key(self.seed), cfg.grad_clip
+
+        def step(params: Any, opt_state: Any, batch: dict[str, jax.Array], factor: jax.Array, step_number: jax.Array) -> Any:
+            key = jax.random.fold_in(base_key, step_number)
+            table, rest = nnx.split_state(params, _is_table, ...)
+            rows = batch["rows"]
+            gathered = jax.tree.map(lambda t: read_rows(t, rows), table)
+
+            def loss_of(g: Any, r: Any) -> tuple[jax.Array, jax.Array]:
+                logits, keep = nnx.merge(graphdef, g, r).flat_logits(batch, key)
+                return loss_fn(logits, batch["labels"], batch["weights"]), keep
+
+            (loss, keep), (g_rows, g_rest) = jax.value_and_grad(loss_of, argnums=(0, 1), has_aux=True)(gathered, rest)
+            g_rows = jax.tree.map(lambda g: g * keep.sum(), g_rows)  # per feature occurrence, as torch's bag
+            used = jax.ops.segment_sum(keep, batch["feat"], rows.shape[0], indices_are_sorted=True) > 0
+            if clip is not None:  # torch's clip_grad_norm_ over every gradient, the table's rows included
+                norm = optax.tree.norm((g_rows, g_rest))
+                scale = jnp.minimum(1.0, clip / (norm + 1e-6))
+                g_rows, g_rest = jax.tree.map(lambda g: g * scale, (g_rows, g_rest))
+            updates, rest_state = tx.update(g_rest, opt_state[0], rest)
+            rest = optax.apply_updates(rest, jax.tree.map(lambda u: u * factor, updates))
+            lazy_state = opt_state[1]
+            count = lazy_state["count"] + 1
+            moments = read_rows(lazy_state["moments"], rows) if "moments" in lazy_state else None
+            new_rows = lazy.rows_after(jax.tree.leaves(gathered)[0], moments, jax.tree.leaves(g_rows)[0], used, count, factor)
+            return rest, rest_state, count, new_rows, loss
+
+        def write(params: Any, opt_state: Any, rest: Any, rest_state: Any, count: jax.Array, rows: jax.Array,
+                  new_rows: dict[str, jax.Array]) -> Any:
+            table, _ = nnx.split_state(params, _is_table, ...)
+            table = jax.tree.map(lambda t: write_rows(t, rows, new_rows["table"]), table)
+            lazy_state = {"count": count}
+            if "moments" in new_rows:
+                lazy_state["moments"] = write_rows(opt_state[1]["moments"], rows, new_rows["moments"])
+            return nnx.merge_state(table, rest), (rest_state, lazy_state)
+
+        compute, store = jax.jit(step), jax.jit(write, donate_argnums=(0, 1))
+
+        def run(params: Any, opt_state: Any, batch: dict[str, jax.Array], factor: jax.Array, step_number: jax.Array) -> Any:
+            rest, rest_state, count, new_rows, loss = compute(params, opt_state, batch, factor, step_number)
+            params, opt_state = store(params, opt_state, rest, rest_state, count, batch["rows"], new_rows)
+            return params, opt_state, loss
+
+        return run
+
+    def _batch(self, train: EncodedDataset, index: np.ndarray, rows: int) -> dict[str, Any]:
+        """The training batch of ``index``, on the devices: flat for the bag on one device, padded otherwise."""
+        assert train.labels is not None
+        if self.flat:
+            batch = flat_bag_batch(train.ids, index, rows, train.labels, gather_rows=self.gathered)
+            self.shapes_compiled.add(("flat", batch["feat"].shape[0], batch["rows"].shape[0] if "rows" in batch else 0))
+        else:
+            batch = padded_batch(train.ids, index, rows, train.labels)
+            self.shapes_compiled.add(batch["ids"].shape)
+        return self.parallel.shard(batch)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -280,13 +367,16 @@ class FlaxTrainer:
             if skip == 0:
                 self.state.epoch_loss_sum, self.state.epoch_loss_batches = 0.0, 0
             loop_start, examples = time.perf_counter(), 0
-            for index in batches[skip:]:
+            todo = batches[skip:]
+            upcoming = self._batch(train, todo[0], rows) if todo else None
+            for position, index in enumerate(todo):
                 factor = cfg.scheduler.factor(self.state.global_step, total)  # type: ignore[attr-defined]
-                batch = padded_batch(train.ids, index, rows, train.labels)
-                self.shapes_compiled.add(batch["ids"].shape)
                 self.params, self.opt_state, loss = self._step(
-                    self.params, self.opt_state, self.parallel.shard(batch), jnp.float32(factor), jnp.int32(self.state.global_step)
+                    self.params, self.opt_state, upcoming, jnp.float32(factor), jnp.int32(self.state.global_step)
                 )
+                # the next batch is made while the step runs (jax dispatches it asynchronously); callbacks below
+                # still see this step's parameters and loss
+                upcoming = self._batch(train, todo[position + 1], rows) if position + 1 < len(todo) else None
                 value = float(loss)
                 examples += len(index)
                 self.state.lr = peak * factor
