@@ -25,6 +25,10 @@ class CnnSpec(ModelSpec):
     stride: int = Field(1, ge=1, description="Stride of both convolutions (the JAX AI stack's IMDB network uses 3).")
     activation: Activation = "relu"
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    embed_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the token embeddings (the JAX AI stack's IMDB network: 0.5).")
+    embed_init: Literal["normal", "fan_in"] = Field(
+        "normal", description="Embedding init: N(0, 1) (torch's nn.Embedding) or N(0, 1/embed_dim) (flax's nnx.Embed, "
+        "the JAX AI stack tutorial's; with Adam the embeddings then move as fast, relative to their size, as the rest).")
 
     def build(self, *, vocab_size: int, num_labels: int, tokenizer: Any = None) -> "CnnClassifier":
         return CnnClassifier(self, vocab_size, num_labels)
@@ -47,6 +51,11 @@ class CnnClassifier(TorchClassifier):
     def __init__(self, spec: CnnSpec, vocab_size: int, num_labels: int) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, spec.embed_dim, padding_idx=0)
+        if spec.embed_init == "fan_in":
+            with torch.no_grad():
+                self.embedding.weight.normal_(0.0, spec.embed_dim ** -0.5)
+                self.embedding.weight[0].zero_()
+        self.embed_drop = nn.Dropout(spec.embed_dropout)
         self.block1 = _ConvBlock(spec.embed_dim, spec.channels, spec.kernel_size, spec.activation, spec.dropout, spec.stride)
         self.block2 = _ConvBlock(spec.channels, spec.channels, spec.kernel_size, spec.activation, spec.dropout, spec.stride)
         self.head = ClassificationHead(spec.head, spec.channels, num_labels)
@@ -59,7 +68,7 @@ class CnnClassifier(TorchClassifier):
         width2 = -(-width1 // s)
         keep = (torch.arange(width1, device=ids.device)[None, :] * s < lengths[:, None])[:, :, None]
         mask = torch.arange(width2, device=ids.device)[None, :] * s * s < lengths[:, None]
-        x = self.embedding(ids)  # padding rows are zero, like the convolution's own zero padding
+        x = self.embed_drop(self.embedding(ids))  # padding rows are zero, like the convolution's own zero padding
         x = self.block1(x, width1) * keep  # so a text gives the same result however much it is padded
         x = self.block2(x, width2)
         x = x.masked_fill(~mask[:, :, None], float("-inf"))
