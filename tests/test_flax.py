@@ -375,6 +375,7 @@ def _torch_to_flax(name: str, state: dict[str, torch.Tensor]) -> dict[str, np.nd
     ("bag", {"embed_dim": 6, "pooling": "max", "sparse": False}),  # (torch: max pooling has no sparse mode)
     ("cnn", {"embed_dim": 6, "channels": 5, "kernel_size": 7, "stride": 3, "head": {"hidden_dims": [4]}}),
     ("cnn", {"embed_dim": 6, "channels": 5, "kernel_size": 4, "activation": "gelu"}),
+    ("cnn", {"embed_dim": 6, "channels": 5, "kernel_size": 7, "stride": 3, "embed_init": "fan_in", "embed_dropout": 0.5}),
     ("lstm", {"embed_dim": 6, "hidden_size": 5, "layers": 2, "pooling": "max"}),
     ("lstm", {"embed_dim": 6, "hidden_size": 5, "bidirectional": False, "pooling": "last"}),
     ("gru", {"embed_dim": 6, "hidden_size": 5, "layers": 2, "pooling": "last"}),
@@ -464,3 +465,23 @@ def test_the_bags_flat_batch_gives_the_padded_batchs_logits(tiny_jsonl, pooling)
     net.embedding = nnx.Param(table.at[jnp.asarray(local["rows"])].get(mode="fill", fill_value=0.0))
     got, _ = net.flat_logits({k: jnp.asarray(v) for k, v in local.items()})
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_cnns_fan_in_embeddings_and_their_dropout_on_both_backends(tiny_jsonl):
+    """embed_init fan_in: N(0, 1/embed_dim) on both backends (padding row zero); embed_dropout drops embeddings in
+    training only."""
+    from textsift.backends.flax.networks import build_network
+
+    spec = resolve({"data": {"train": str(tiny_jsonl)}, "model": {"type": "cnn", "embed_dim": 64, "channels": 5,
+                                                                  "dropout": 0.0, "embed_init": "fan_in", "embed_dropout": 0.5}}).model
+    torch.manual_seed(0)
+    tables = {"torch": spec.build(vocab_size=2000, num_labels=3).embedding.weight.detach().numpy(),
+              "flax": np.asarray(build_network(spec, vocab_size=2000, num_labels=3, seed=0).embedding.embedding[...])}
+    for table in tables.values():
+        assert np.all(table[0] == 0) and table[1:].std() == pytest.approx(64 ** -0.5, rel=0.02)
+    net = build_network(spec, vocab_size=2000, num_labels=3, seed=0)
+    batch = {"ids": jnp.asarray(np.arange(1, 41).reshape(2, 20)), "lengths": jnp.asarray([20, 13])}
+    evaluated = np.asarray(net(batch))
+    np.testing.assert_array_equal(np.asarray(net(batch)), evaluated)
+    trained = [np.asarray(net(batch, jax.random.key(k))) for k in range(2)]
+    assert not np.allclose(trained[0], evaluated) and not np.allclose(trained[0], trained[1])

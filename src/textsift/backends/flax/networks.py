@@ -72,8 +72,8 @@ class Dense(nnx.Module):
 class Embedding(nnx.Module):
     """A table of ``vocab_size`` rows; row 0 is the padding id (masked by every network that reads it)."""
 
-    def __init__(self, vocab_size: int, dim: int, rng: np.random.Generator, bound: float | None = None) -> None:
-        table = rng.standard_normal((vocab_size, dim)) if bound is None else rng.uniform(-bound, bound, (vocab_size, dim))
+    def __init__(self, vocab_size: int, dim: int, rng: np.random.Generator, bound: float | None = None, std: float = 1.0) -> None:
+        table = std * rng.standard_normal((vocab_size, dim)) if bound is None else rng.uniform(-bound, bound, (vocab_size, dim))
         table[0] = 0.0  # as torch's padding_idx=0
         self.embedding = nnx.Param(jnp.asarray(table.astype(np.float32)))
 
@@ -211,7 +211,9 @@ class CnnNetwork(nnx.Module):
 
     def __init__(self, spec: Any, vocab_size: int, num_labels: int, rng: np.random.Generator) -> None:
         stride = getattr(spec, "stride", 1)
-        self.embedding = Embedding(vocab_size, spec.embed_dim, rng)
+        std = spec.embed_dim ** -0.5 if spec.embed_init == "fan_in" else 1.0
+        self.embedding = Embedding(vocab_size, spec.embed_dim, rng, std=std)
+        self.embed_dropout = spec.embed_dropout
         self.block1 = _ConvBlock(spec.embed_dim, spec.channels, spec.kernel_size, stride, spec.activation, spec.dropout, rng)
         self.block2 = _ConvBlock(spec.channels, spec.channels, spec.kernel_size, stride, spec.activation, spec.dropout, rng)
         self.head = Head(spec.head, spec.channels, num_labels, rng)
@@ -222,6 +224,8 @@ class CnnNetwork(nnx.Module):
         batch = _at_least_one(batch)
         lengths = batch["lengths"]
         x = self.embedding(batch["ids"]) * _mask(batch)[:, :, None]  # padding is zero, as the convolution's own padding
+        if key is not None and self.embed_dropout > 0:  # a key of its own: other configs keep their dropout masks
+            x = _dropout(x, self.embed_dropout, jax.random.fold_in(key, 3))
         x = self.block1(x, k1)
         x = x * (jnp.arange(x.shape[1])[None, :] * self.stride < lengths[:, None])[:, :, None]
         x = self.block2(x, k2)
