@@ -78,6 +78,25 @@ def test_predict_reads_files_without_labels(trained_run, tmp_path):
     assert len(out.read_text().splitlines()) == 2
 
 
+def test_a_model_trained_on_json_lines_reads_a_csv_file_by_its_name(tmp_path, tiny_jsonl, tiny_csv):
+    """The README's quick start predicts a .csv with a model whose config says reader: jsonl: that reader failed on
+    the file's first line ('not valid JSON'). A file whose name says another format is read in that format."""
+    out = tmp_path / "run"
+    result = run("-q", "train", "--train", str(tiny_jsonl), "--validation", str(tiny_jsonl), "--model", "bag", "-o", str(out),
+                 "--set", "data.reader.type=jsonl", "--set", "trainer.epochs=30", "--set", "trainer.early_stopping=null")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "type: jsonl" in (out / "model" / "config.yaml").read_text()
+    predictions = tmp_path / "p.jsonl"
+    result = run("predict", str(out), str(tiny_csv), "-o", str(predictions))
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(line)["label"] for line in predictions.read_text().splitlines()] == [label for _, label in TINY]
+    result = run("evaluate", str(out), str(tiny_csv), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["test/accuracy"] == 1.0
+    # --reader still forces the model's (or any) format
+    assert "not valid JSON" in one_error_line(run("evaluate", str(out), str(tiny_csv), "--reader", "jsonl"))
+
+
 def test_inspect(trained_run):
     run_dir, _ = trained_run
     info = json.loads(run("inspect", str(run_dir), "--json").stdout)

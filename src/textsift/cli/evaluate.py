@@ -53,7 +53,10 @@ def evaluate(
                 "label_column": label_column, "delimiter": delimiter}
     reader = None
     if reader_type is not None or any(v is not None for v in settings.values()):
-        reader = overridden_reader(load_config_from(find_model_dir(model_dir)).data.reader, reader_type, **settings)
+        from textsift.data.readers import reader_for_file
+
+        own = load_config_from(find_model_dir(model_dir)).data.reader
+        reader = overridden_reader(own if reader_type is not None else reader_for_file(own, data), reader_type, **settings)
     metrics = run(model_dir, data, report=report, calibrate_on=calibrate_on, batch_size=batch_size, prefix=prefix,
                   reader=reader, options=ReadOptions(names=READER_OPTIONS), overwrite=overwrite, runtime=runtime)
     if as_json:

@@ -140,7 +140,10 @@ def predict(
             raise ConfigError("--keep-columns and --label-column need a data file; stdin has only texts (its output has 'row', the line number).")
         examples: Iterator[Example] = stdin_examples(predictor.pairs, on_empty)
     else:
-        reader = overridden_reader(predictor.config.data.reader, reader_type, encoding=encoding, text_column=text_column,
+        from textsift.data.readers import reader_for_file
+
+        model_reader = predictor.config.data.reader if reader_type is not None else reader_for_file(predictor.config.data.reader, input_file)
+        reader = overridden_reader(model_reader, reader_type, encoding=encoding, text_column=text_column,
                                    text_pair_column=text_pair_column, delimiter=delimiter)
         options = ReadOptions(require_labels=False, on_empty="error" if on_empty == "error" else "keep", keep_columns=keep,
                               names={**READER_OPTIONS, "keep_columns": "--keep-columns", "on_empty": "--on-empty skip|predict"})

@@ -396,6 +396,27 @@ class AutoReader(CsvReader):
         return self.for_file(path, options)._rows(path, options)
 
 
+def reader_for_file(reader: Reader, path: str | Path) -> Reader:
+    """The reader a trained model reads a new file with: its own, unless the file's name says another format.
+
+    A model trained on JSON Lines keeps ``type: jsonl`` in its config; given ``new.csv`` to predict or evaluate, that
+    reader failed on the first line ('not valid JSON'). A file whose name says csv, tsv, jsonl or parquet is read in
+    that format, with the model's columns and encoding (``--reader`` still forces one)."""
+    if isinstance(reader, AutoReader) or str(path) == "-":
+        return reader
+    try:
+        fmt = detect_format(Path(path))
+    except DataError:
+        return reader  # a name that says nothing: the model's own format
+    if fmt == reader.type:  # type: ignore[attr-defined]
+        return reader
+    columns = {"text_column": reader.text_column, "text_pair_column": reader.text_pair_column,
+               "label_column": reader.label_column, "encoding": reader.encoding}
+    logger.info("%s: read as %s, as its name says (the model's own data was %s; --reader chooses another)",
+                path, fmt, reader.type)  # type: ignore[attr-defined]
+    return AutoReader(**columns).for_file(Path(path))
+
+
 READER_OPTIONS = {
     "type": "--reader", "encoding": "--encoding", "text_column": "--text-column", "text_pair_column": "--text-pair-column",
     "label_column": "--label-column", "delimiter": "--delimiter",

@@ -11,7 +11,7 @@ import numpy as np
 from textsift.data.example import Dataset
 from textsift.data.labels import LabelSet
 from textsift.data.loading import load_splits, read_for
-from textsift.data.readers import ReadOptions, Reader
+from textsift.data.readers import ReadOptions, Reader, reader_for_file
 from textsift.errors import DataError
 from textsift.evaluation.calibration import Calibration, fit_temperature
 from textsift.evaluation.report import EvaluationData, warn_labels_without_examples, write_report
@@ -100,10 +100,12 @@ def evaluate(
     if report is not None:
         check_output_dir(Path(report), "--report", overwrite=overwrite)
     predictor = load(model_dir, runtime=runtime)
-    dataset = read_for(predictor.config, str(Path(data).resolve()), reader=reader, options=options)
+    dataset = read_for(predictor.config, str(Path(data).resolve()), options=options,
+                       reader=reader or reader_for_file(predictor.config.data.reader, data))  # type: ignore[arg-type]
     if calibrate_on is not False:
         held_out = validation_data_of(predictor) if calibrate_on is True else read_for(
-            predictor.config, str(Path(calibrate_on).resolve()), reader=reader, options=options)
+            predictor.config, str(Path(calibrate_on).resolve()), options=options,
+            reader=reader or reader_for_file(predictor.config.data.reader, calibrate_on))  # type: ignore[arg-type]
         if Path(held_out.name).is_file() and file_fingerprint(Path(held_out.name)) == file_fingerprint(Path(dataset.name)):
             logger.warning("The temperature is fitted on the data being evaluated: its ECE will look better than on new data.")
         calibrate(predictor, held_out, batch_size)
