@@ -209,3 +209,25 @@ def test_generator_settings_are_validated():
         resolve({"data": {"train": {"type": "sort_detection", "max_length": "long"}}})
     with pytest.raises(ConfigError, match=r"Unknown dataset 'sort_detect'. Did you mean 'sort_detection'\?"):
         resolve({"data": {"train": {"type": "sort_detect"}}})
+
+
+def test_labels_that_differ_only_in_case_or_spacing_are_named(caplog):
+    """'FEAR' in one row beside 'fear' in 300 made a class of its own without a word (macro-F1 then averaged over a
+    class with one example); now a warning names the labels, their counts and the rows."""
+    import logging
+
+    from textsift.data.example import Dataset, Example
+    from textsift.data.labels import LabelSet
+
+    rows = [Example(text=f"t{i}", label="fear", row=i + 2) for i in range(5)] + [Example(text="x", label="FEAR", row=9),
+            Example(text="y", label="joy", row=10), Example(text="z", label="Big  Joy", row=11), Example(text="w", label="big joy", row=12)]
+    with caplog.at_level(logging.WARNING, logger="textsift"):
+        labels = LabelSet.infer(Dataset("d.csv", rows))
+    assert labels.names == ["Big  Joy", "FEAR", "big joy", "fear", "joy"]  # still separate classes: the data decides
+    messages = [r.message for r in caplog.records]
+    assert any("'fear' and 'FEAR' differ only in case or spacing" in m and "(5 / 1 examples)" in m and "row 9" in m for m in messages)
+    assert any("'Big  Joy' and 'big joy'" in m for m in messages)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="textsift"):
+        LabelSet.infer(Dataset("d.csv", [ex for ex in rows if ex.label in ("fear", "joy")]))
+    assert not caplog.records
