@@ -160,6 +160,21 @@ def test_find_label_noise_flags_flipped_labels_of_separable_text():
     assert len(flagged & set(flipped)) >= 18 and len(flagged - set(flipped)) <= 2
 
 
+def test_a_label_with_one_example_does_not_take_in_every_class():
+    """One example labelled RARE among 600: its out-of-sample probabilities of RARE are near 0, so its threshold was
+    near 0 and a share of every class became 'confidently RARE' (27% of the labels flagged on 3,000 emotion texts)."""
+    rng = np.random.default_rng(0)
+    n, m = 601, 4
+    given = np.concatenate([rng.integers(0, 3, n - 1), [3]])
+    probs = np.full((n, m), 0.02)
+    probs[np.arange(n), given] = 0.9
+    probs[:, 3] = rng.uniform(0.0, 0.05, n)  # the models never learnt RARE
+    probs /= probs.sum(axis=1, keepdims=True)
+    noise = confident_learning(probs, given, ["a", "b", "c", "RARE"])
+    assert not noise.issues.any()
+    assert np.isinf(noise.thresholds[3]) and noise.confident_joint[:, 3].sum() == 0
+
+
 # --- debug data -------------------------------------------------------------------------------------------------------
 
 def _statuses(report) -> dict[str, str]:

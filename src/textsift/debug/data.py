@@ -378,7 +378,7 @@ def _check_oov(splits: dict[str, Dataset], norms: dict[str, list[str]]) -> tuple
 
 
 def _check_noise(train: Dataset, labels: LabelSet, config: Config, folds: int) -> tuple[CheckResult, Any]:
-    from textsift.debug.noise import find_label_noise
+    from textsift.debug.noise import MIN_CLASS_EXAMPLES, find_label_noise
 
     given = labels.encode(train)
     noise = find_label_noise([example_text(ex) for ex in train.examples], given, labels.names, folds=folds, seed=config.seed)
@@ -400,11 +400,15 @@ def _check_noise(train: Dataset, labels: LabelSet, config: Config, folds: int) -
     if not len(flagged):
         return CheckResult("label_noise", "pass", f"Confident learning ({noise.folds}-fold cross-validation) flags no label.", rows), noise
     first = rows[0]
+    counts = np.bincount(noise.given, minlength=len(labels))
+    rare = [labels.names[j] for j in range(len(labels)) if 0 < counts[j] < MIN_CLASS_EXAMPLES]
+    rare_note = (f" Too rare to be suggested (under {MIN_CLASS_EXAMPLES} examples): {', '.join(map(repr, rare[:5]))}"
+                 f"{' and more' if len(rare) > 5 else ''}." if rare else "")
     return CheckResult(
         "label_noise", "warn",
         f"{len(flagged)} training labels ({len(flagged) / len(train):.1%}) look wrong by confident learning ({noise.folds}-fold "
         f"cross-validation; estimated noise {estimate:.1%}; most: {top or 'none'}); the most suspect is row {first['row']}, "
-        f"'{first['given_label']}' where '{first['suggested_label']}' is likely. Review label_issues.csv (--report).", rows), noise
+        f"'{first['given_label']}' where '{first['suggested_label']}' is likely. Review label_issues.csv (--report).{rare_note}", rows), noise
 
 
 # --- the whole run -------------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
    a logistic regression fitted by SGD; every example is scored by a model that never saw it. (Measured on trec and r8
    with 5% flipped labels: it ranks and flags as well as the bag or linear model, at a fraction of their time; see
    BENCHMARKS.md.)
-2. Per-class thresholds: ``t_j`` is the mean probability of class j over the examples labelled j.
+2. Per-class thresholds: ``t_j`` is the mean probability of class j over the examples labelled j (none for a label
+   with fewer than :data:`MIN_CLASS_EXAMPLES` examples: it is never suggested).
 3. The confident joint ``C[i, j]``: examples labelled i whose probability of j reaches ``t_j`` (the most probable such
    j when several do). Calibrated so that row i sums to the count of label i, and normalised, it estimates the joint
    distribution of given and true labels; an off-diagonal entry divided by its row's count is the estimated noise rate
@@ -24,6 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+#: labels with fewer training examples than this are never suggested as the true label (too rare to judge)
+MIN_CLASS_EXAMPLES = 5
 
 
 @dataclass
@@ -94,7 +98,11 @@ def confident_learning(probabilities: np.ndarray, given: np.ndarray, label_names
     n, m = probabilities.shape
     counts = np.bincount(given, minlength=m)
     rows = np.arange(n)
-    thresholds = np.array([probabilities[given == j, j].mean() if counts[j] else np.inf for j in range(m)])
+    # a label with very few examples gets no threshold (none is confidently it): the cross-validated models rarely
+    # saw it, so its examples' own probabilities of it are near 0, and a threshold that low took in a share of every
+    # class (one example labelled RARE among 3,000: 52% estimated noise, 27% of the labels flagged, against 13.5%
+    # and 6% without that row)
+    thresholds = np.array([probabilities[given == j, j].mean() if counts[j] >= MIN_CLASS_EXAMPLES else np.inf for j in range(m)])
     above = probabilities >= thresholds[None, :]
     confident = above.any(axis=1)
     confident_label = np.where(above, probabilities, -1.0).argmax(axis=1)
