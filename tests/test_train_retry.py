@@ -60,6 +60,22 @@ def test_a_finished_run_is_still_refused_without_resume(tmp_path, tiny_jsonl):
     assert (out / "model" / "model.safetensors").read_bytes() == weights
 
 
+def test_resume_of_a_finished_run_keeps_its_model_directory_and_exports(tmp_path, tiny_jsonl):
+    """The error for an occupied --output says to pass --resume; on a finished run that went through the end of
+    training again and rewrote the model directory, deleting the ONNX graph exported into it."""
+    out = tmp_path / "run"
+    assert train(tiny_jsonl, out).exit_code == 0
+    weights = (out / "model" / "model.safetensors").read_bytes()
+    (out / "model" / "model.onnx").write_bytes(b"exported earlier")
+    report = (out / "report" / "report.html").stat().st_mtime_ns
+    result = train(tiny_jsonl, out, "--resume")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert (out / "model" / "model.onnx").read_bytes() == b"exported earlier"
+    assert (out / "model" / "model.safetensors").read_bytes() == weights
+    assert (out / "report" / "report.html").stat().st_mtime_ns == report
+    assert "finished earlier: nothing left to resume" in " ".join((result.stdout + result.stderr).split())
+
+
 def test_a_directory_with_other_files_is_still_refused(tmp_path, tiny_jsonl):
     out = tmp_path / "run"
     out.mkdir()

@@ -255,6 +255,17 @@ def train(
     try:
         if run_dir is not None and main:
             _check_run_dir(run_dir, config, resume)  # refuse an occupied directory before reading any data
+        if run_dir is not None and resume and (run_dir / "metrics.json").is_file() and (run_dir / "model" / "model.safetensors").is_file():
+            # the run finished (metrics.json is its last write) with this very config: nothing is left to train, and
+            # going through the end again rewrote the model directory, deleting the ONNX graphs exported into it
+            logger.info("'%s' finished earlier: nothing left to resume; its model directory, report and exports are kept "
+                        "(train into a new --output to train again).", run_dir)
+            from textsift.inference.predictor import load
+
+            state = TrainerState()
+            state.stop_reason = "the run had finished earlier"
+            return TrainResult(load(run_dir / "model", runtime="torch"), json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")),
+                               state, run_dir, {"total_s": time.perf_counter() - t0})
         for part in in_memory:
             part.write()
         if config.trainer.num_threads:
