@@ -46,6 +46,9 @@ def test_binary_task_uses_both_outputs(tmp_path):
     preds = result.predictor.predict(["what a wonderful happy day", "an awful depressing movie"])
     assert preds.labels == ["pos", "neg"]
     np.testing.assert_allclose(preds.probabilities.sum(axis=1), 1.0, atol=1e-6)
+    # inspect counts the weight and bias, which sit outside any submodule (it said 0)
+    modules = result.predictor.runtime.describe()["parameters"]["per_module"]
+    assert modules["weight"] == result.predictor.model.weight.numel() > 0 and modules["bias"] == 2
 
 
 def test_hidden_layers_are_refused(tmp_path):

@@ -57,4 +57,6 @@ class TorchRuntime(Runtime):
 
     def describe(self) -> dict[str, Any]:
         per_module = {name: sum(p.numel() for p in module.parameters()) for name, module in self.model.named_children()}
+        # parameters of the network itself, outside any submodule (the linear model's weight and bias): counted as 0
+        per_module.update({name: p.numel() for name, p in self.model.named_parameters(recurse=False)})
         return {"runtime": self.name, "parameters": {"total": sum(per_module.values()), "per_module": per_module}}
