@@ -92,7 +92,10 @@ def test_a_small_held_out_split_is_replaced_by_cross_validation(tmp_path):
     assert f"{result.metrics['test/accuracy']:.4f}"[:5] in card and "test" in card  # the card has the test metrics
     saved = load_config(tmp_path / "run" / "config.yaml")  # the config the model was trained with, on every example
     assert saved.data.validation_split == 0 and saved.trainer.main_metric == "train/loss"
-    assert len(json.loads((tmp_path / "run" / "model" / "meta.json").read_text())["data"]) >= 1
+    meta = json.loads((tmp_path / "run" / "model" / "meta.json").read_text())
+    assert len(meta["data"]) >= 1
+    # the model directory records the run's metrics too (inspect and the server's /model read them): it had none
+    assert meta["metrics"]["test/accuracy"] == result.metrics["test/accuracy"] and meta["metrics"]["cv/folds"] == 5
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
     assert not (tmp_path / "run" / "candidates" / "bag" / "model").exists()
 

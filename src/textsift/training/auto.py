@@ -487,6 +487,12 @@ def _finish(best: Candidate, output: Path, splits: Splits, metric: str, *, repor
                      title=f"{best.config.model.type} (auto) on {splits.validation.name}")  # type: ignore[union-attr, attr-defined]
     metrics["auto/candidates"] = float(sum(1 for _ in (output / "candidates").glob("*.json")))
     atomic_write_text(output / "metrics.json", json.dumps(metrics, indent=1))
+    # the model directory's own record of them (inspect, the server's /model, the card read it): the candidate was
+    # trained without the test data, and a cross-validated winner on all of train + validation, so its meta.json had
+    # no metrics at all
+    meta = json.loads((target / "meta.json").read_text(encoding="utf-8"))
+    meta["metrics"] = {**(meta.get("metrics") or {}), **metrics}
+    atomic_write_text(target / "meta.json", json.dumps(meta, indent=1, default=str))
     from textsift.debug.card import write_card
 
     write_card(target)  # the card again: the candidate's run wrote it before there were test metrics
