@@ -206,3 +206,15 @@ def test_console_script_runs_as_a_process(tmp_path, tiny_jsonl):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "Did you mean 'embed_dim'" in proc.stderr
     assert len([x for x in proc.stderr.splitlines() if x.strip()]) <= 3  # one message, soft-wrapped at most
+
+
+def test_serve_and_export_without_their_extras_say_what_to_install(trained_run, monkeypatch):
+    """serve without FastAPI printed a 30-line traceback ending in ModuleNotFoundError."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("fastapi", "onnxscript") else real(name, *a))
+    run_dir, _ = trained_run
+    line = one_error_line(run("serve", str(run_dir), "--port", "9"))
+    assert "textsift serve needs fastapi, not installed: pip install -e '.[serve]'" in line
+    assert "pip install -e '.[onnx]'" in one_error_line(run("export", str(run_dir), "--format", "onnx"))

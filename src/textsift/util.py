@@ -115,3 +115,15 @@ def check_output_dir(path: Path, option: str, *, overwrite: bool = False, ours: 
         return
     fix = "pass --overwrite to replace that folder whole, or choose a new one" if not ours else "choose a new or empty folder"
     raise ConfigError(f"{option} '{path}' already holds files this command did not write; {fix}.")
+
+
+def require_extra(extra: str, packages: tuple[str, ...], what: str) -> None:
+    """Raise a one-line ConfigError when a package of the optional extra ``extra`` that ``what`` needs is missing."""
+    import importlib.util
+
+    from textsift.errors import ConfigError
+
+    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    if missing:
+        raise ConfigError(f"{what} needs {', '.join(missing)}, not installed: pip install -e '.[{extra}]' in a clone of "
+                          f"textsift (or pip install 'textsift[{extra}]').")

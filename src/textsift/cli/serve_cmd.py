@@ -51,6 +51,9 @@ def serve(
     ray_address: str | None = typer.Option(None, "--ray-address", help="--ray: a running Ray cluster (default: RAY_ADDRESS if set, else a local Ray of its own)."),
 ) -> None:
     """Serve MODEL_DIR over HTTP: POST /predict, /health, /ready, /metrics, /model, a page at /, OpenAPI at /docs."""
+    from textsift.util import require_extra
+
+    require_extra("serve", ("fastapi", "uvicorn", "prometheus_client", *(("ray",) if ray else ())), "textsift serve")
     from textsift.serving.app import SETTINGS_ENV, ServeSettings, preflight, read_api_key
 
     settings = ServeSettings(
