@@ -149,6 +149,11 @@ def test_typo_in_a_config_key(tmp_path, tiny_jsonl):
     cfg.write_text(f"data: {{train: {tiny_jsonl}}}\ntrainer: {{bacth_size: 8}}\n")
     line = one_error_line(run("train", str(cfg), "-o", str(tmp_path / "r")))
     assert "unknown setting 'trainer.bacth_size'. Did you mean 'batch_size'?" in line
+    assert line.startswith(f"error: {cfg}: ")
+    # a typo in --set is the command line's, not the file's
+    cfg.write_text(f"data: {{train: {tiny_jsonl}}}\n")
+    line = one_error_line(run("train", str(cfg), "-o", str(tmp_path / "r"), "--set", "trainer.epoch=2"))
+    assert line.startswith("error: --set trainer.epoch=2: unknown setting 'trainer.epoch'. Did you mean 'epochs'?"), line
 
 
 def test_unknown_model_type(tmp_path, tiny_jsonl):

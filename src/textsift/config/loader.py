@@ -154,7 +154,7 @@ def _model_recommendations(raw: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(getattr(cls, "recommended", {}) or {}) if cls is not None else {}
 
 
-def resolve(raw: dict[str, Any], *, source: str = "config") -> Config:
+def resolve(raw: dict[str, Any], *, source: str = "config", overridden: dict[str, str] | None = None) -> Config:
     """Validate a raw mapping (file + overrides already applied) into a complete :class:`Config`."""
     load_builtins()
     for module in raw.get("imports", []) or []:
@@ -169,7 +169,7 @@ def resolve(raw: dict[str, Any], *, source: str = "config") -> Config:
     try:
         return Config.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, merged, source)) from None
+        raise ConfigError(format_validation_error(exc, merged, source, overridden)) from None
 
 
 def read_raw_config(path: str | Path) -> dict[str, Any]:
@@ -191,7 +191,9 @@ def load_config(
         raw = deep_merge(raw, read_raw_config(path))
         source = str(path)
     raw = apply_overrides(raw, overrides or [])
-    return resolve(raw, source=source)
+    # an error in a setting an override gave names the override, not the file
+    overridden = {".".join(parse_override(text)[0]): f"--set {text}" for text in overrides or []}
+    return resolve(raw, source=source, overridden=overridden)
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
@@ -262,10 +264,13 @@ def _fields_at(keys: list[Any], raw: Any) -> list[str]:
     return list(cls.model_fields) if cls is not None else []
 
 
-def format_validation_error(exc: ValidationError, raw: dict[str, Any], source: str) -> str:
+def format_validation_error(exc: ValidationError, raw: dict[str, Any], source: str, overridden: dict[str, str] | None = None) -> str:
     lines = []
+    default_source = source
     for err in exc.errors(include_url=False):
         path, keys = _dotted(tuple(err["loc"]), raw)
+        source = next((where for key, where in (overridden or {}).items() if path == key or path.startswith(key + ".")),
+                      default_source)
         kind = err["type"]
         if kind == "extra_forbidden":
             options = [f for f in _fields_at(keys[:-1], raw) if f != "type"]
