@@ -231,3 +231,14 @@ def test_labels_that_differ_only_in_case_or_spacing_are_named(caplog):
     with caplog.at_level(logging.WARNING, logger="textsift"):
         LabelSet.infer(Dataset("d.csv", [ex for ex in rows if ex.label in ("fear", "joy")]))
     assert not caplog.records
+
+
+def test_a_tab_separated_file_named_csv_gets_the_delimiter_fix(tmp_path):
+    """It said 'Columns found: 'text\\tlabel'. Set data.reader.text_column to one of them.', a fix that cannot work."""
+    path = tmp_path / "data.csv"
+    path.write_text("text\tlabel\nhello there\tpos\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"looks delimited by a tab\. Set data\.reader\.delimiter to '\\t', or name the file \.tsv"):
+        CsvReader().read(path)
+    path.write_text("text;label\nhello there;pos\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"delimited by ';'"):
+        CsvReader().read(path)

@@ -207,6 +207,13 @@ class Reader(Spec):
                 found = ", ".join(shown(c, 40) for c in columns[:20]) + (f" and {len(columns) - 20} more" if len(columns) > 20 else "")
                 fix = (f"Set {options.name(setting)} to one of them." if setting != "keep_columns"
                        else f"Name only columns the file has in {options.name(setting)}.")
+                split = next((d for d in ("\t", ";", "|", ",") if len(columns) == 1 and d in str(columns[0])), None)
+                if split is not None:  # one column whose name holds another separator: the wrong delimiter
+                    names = {"\t": "a tab", ";": "';'", "|": "'|'", ",": "','"}
+                    given = getattr(self, "delimiter", None)
+                    fix = (f"Its one header field holds {names[split]}: the file looks delimited by {names[split]}"
+                           f"{f', not {shown(given)}' if given else ''}. Set {options.name('delimiter')} to "
+                           f"{shown(split)}{', or name the file .tsv' if split == chr(9) else ''}.")
                 raise DataError(
                     f"{path}: no column {shown(name, 40)} ({options.name(setting)}).{did_you_mean(name, [str(c) for c in columns])} "
                     f"Columns found: {found or '(none)'}. {fix}"
