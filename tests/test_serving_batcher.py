@@ -253,3 +253,33 @@ def test_measure_pass_cost_fits_a_linear_cost_model():
     cost = measure_pass_cost(fake, "padded", token=5)
     assert 800 < cost < 5000  # 0.02 / 0.00001 = 2000 tokens (sleep jitter on a busy machine: wide bounds)
     assert measure_pass_cost(fake, "bag", token=5) == 0.0
+
+
+def test_payloads_are_encoded_together_in_the_batch_thread_and_an_encode_error_fails_only_its_request():
+    calls: list[tuple[str, int]] = []
+
+    def encode(payloads: list) -> list:  # a payload: the rows of one request; a row [-1] is "too long" for that request
+        calls.append((threading.current_thread().name, len(payloads)))
+        return [ValueError(f"request {p[0][0]} is bad") if [-1] in p else (Ragged.from_rows(p), f"extra {p[0][0]}")
+                for p in payloads]
+
+    async def main() -> tuple[Recorder, list]:
+        fake = Recorder()
+        batcher = MicroBatcher(fake, "padded", max_batch_size=64, max_wait_ms=50, encode=encode)
+        batcher.start()
+        payloads = [[[1, 2], [3]], [[10], [-1]], [[20, 21, 22]], [[30]]]
+        out = await asyncio.gather(*(batcher.encoded_logits(p, len(p)) for p in payloads), return_exceptions=True)
+        mixed = await batcher.logits(rows([7, 7]))  # requests already encoded still work beside them
+        await batcher.stop()
+        return fake, [*out, mixed]
+
+    fake, out = asyncio.run(main())
+    assert calls == [("textsift-batch_0", 4)]  # one call for the whole batch, in the batch thread
+    (a, extra_a), bad, (c, extra_c), (d, _), mixed = out
+    np.testing.assert_array_equal(a, expected(rows([1, 2], [3])))
+    np.testing.assert_array_equal(c, expected(rows([20, 21, 22])))
+    np.testing.assert_array_equal(d, expected(rows([30])))
+    np.testing.assert_array_equal(mixed, expected(rows([7, 7])))
+    assert (extra_a, extra_c) == ("extra 1", "extra 20")
+    assert isinstance(bad, ValueError) and str(bad) == "request 10 is bad"
+    assert sorted(fake.seen) == [1, 3, 7, 20, 30]  # the failed request's rows never ran

@@ -28,7 +28,6 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from textsift.errors import ConfigError
@@ -126,7 +125,23 @@ class Encoder:
         self._uncapped = uncapped_tokenizer(predictor.tokenizer)
 
     def __call__(self, examples: list[Any], truncate: bool) -> tuple[Any, list[bool]]:
-        ids = self.predictor.encode(examples).ids
+        return self._checked(examples, self.predictor.encode(examples).ids, truncate)
+
+    def many(self, requests: list[tuple[list[Any], bool]]) -> list[tuple[Any, list[bool]] | RequestError]:
+        """Several requests' ``(examples, truncate)`` encoded in one tokenizer call (a fast tokenizer batches in Rust):
+        each request's ``(ids, truncated)``, or the :class:`RequestError` of a request whose text is too long."""
+        everything = [ex for examples, _ in requests for ex in examples]
+        ids = self.predictor.encode(everything).ids
+        bounds = np.cumsum([0] + [len(examples) for examples, _ in requests])
+        out: list[tuple[Any, list[bool]] | RequestError] = []
+        for (examples, truncate), a, b in zip(requests, bounds[:-1], bounds[1:]):
+            try:
+                out.append(self._checked(examples, ids.take(np.arange(a, b)), truncate))
+            except RequestError as exc:
+                out.append(exc)
+        return out
+
+    def _checked(self, examples: list[Any], ids: Any, truncate: bool) -> tuple[Any, list[bool]]:
         truncated = [False] * len(examples)
         if self.max_length is not None and self._uncapped is not None:
             at_max = np.flatnonzero(ids.lengths >= self.max_length)  # only these can have been cut
@@ -161,12 +176,13 @@ class ServerState:
         """Start the batcher for the warmed-up predictor (inside the event loop); ``pass_cost``: see :func:`measure_cost`."""
         s = self.settings
         stats = BatchStats(on_batch=self.metrics.on_batch, on_depth=self.metrics.queue_depth.set,
-                           on_dropped=self.metrics.dropped.inc, on_wait=self.metrics.queue_wait.observe)
+                           on_dropped=self.metrics.dropped.inc, on_wait=self.metrics.queue_wait.observe,
+                           on_forward=self.metrics.forward.observe)
         self.predictor = predictor
         self.encoder = Encoder(predictor)
         self.batcher = MicroBatcher(predictor.runtime.logits, predictor.input_format, max_batch_size=s.max_batch_size,
                                     max_batch_tokens=s.max_batch_tokens, max_wait_ms=s.max_wait_ms, max_queue=s.max_queue,
-                                    stats=stats, pass_cost=pass_cost)
+                                    stats=stats, pass_cost=pass_cost, encode=self.encoder.many)
         self.batcher.start()
         self.ready = True
         self.metrics.ready.set(1)
@@ -381,15 +397,15 @@ def create_app(settings: ServeSettings, predictor: Any = None, api_key: str | No
         body = parse_request(await request.body())
         examples = check_request(p, body, settings.max_request_texts)
         assert state.encoder is not None and state.batcher is not None
-        ids, truncated = await run_in_threadpool(state.encoder, examples, body.truncate)
-        try:
-            logits = await until_disconnected(request, state.batcher.logits(ids))
+        try:  # encoded in the batch thread, with the other requests of its batch, in one tokenizer call
+            answer = await until_disconnected(request, state.batcher.encoded_logits((examples, body.truncate), len(examples)))
         except QueueFull as exc:
             raise RequestError(429, f"the server is busy ({exc}); retry later.", headers={"retry-after": "1"}) from None
         except BatcherStopped:
             raise RequestError(503, "the server is shutting down; retry on another instance.", headers={"retry-after": "1"}) from None
-        if logits is None:  # the client went away: nobody reads an answer
+        if answer is None:  # the client went away: nobody reads an answer
             return Response(status_code=499)
+        logits, truncated = answer
         return JSONResponse(render(p, logits, truncated, body))
 
     @app.get("/health")

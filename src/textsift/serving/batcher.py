@@ -1,9 +1,10 @@
 """The micro-batcher: concurrent requests queued and run through the Predictor together.
 
 One asyncio task takes requests off a queue and gathers a batch until it holds ``max_batch_size`` texts,
-``max_batch_tokens`` tokens, or the first request of the batch has waited ``max_wait_ms``; the batch then runs
-in a worker thread (the event loop keeps answering), split by length into forward passes within the same
-bounds. Each request gets back exactly its own rows, in its own order. ``max_queue`` bounds the texts
+``max_batch_tokens`` tokens (of requests already encoded), or the first request of the batch has waited
+``max_wait_ms``; the batch then runs in a worker thread (the event loop keeps answering): requests given as
+payloads are encoded there in one call (the server's way: no thread hop per request), then the rows are split by
+length into forward passes within the same bounds. Each request gets back exactly its own rows, in its own order. ``max_queue`` bounds the texts
 accepted and not yet answered: past it :meth:`MicroBatcher.submit` raises :class:`QueueFull` (HTTP 429), so
 memory stays bounded under any load. A request whose client went away is dropped before it runs.
 """
@@ -41,19 +42,23 @@ class BatcherStopped(Exception):
 
 @dataclass
 class Job:
-    """One request's encoded texts, waiting for its logits."""
+    """One request waiting for its logits: its encoded texts (``ids``), or what the batcher's ``encode`` turns into
+    them in the batch thread (``payload``, ``texts`` texts)."""
 
-    ids: Ragged
+    ids: Ragged | None
     future: asyncio.Future
+    payload: Any = None
+    texts: int = 0
     arrived: float = field(default_factory=time.perf_counter)
 
     @property
     def size(self) -> int:
-        return len(self.ids)
+        return len(self.ids) if self.ids is not None else self.texts
 
     @property
     def tokens(self) -> int:
-        return int(self.ids.offsets[-1])
+        """Its ids, or (not encoded yet) one per text: the token budget then holds in the forward passes only."""
+        return int(self.ids.offsets[-1]) if self.ids is not None else self.texts
 
 
 def concat(parts: list[Ragged]) -> Ragged:
@@ -74,6 +79,7 @@ class BatchStats:
     on_depth: Callable[[int], None] = lambda depth: None  # texts accepted and not yet answered
     on_dropped: Callable[[int], None] = lambda texts: None  # texts of requests whose client went away
     on_wait: Callable[[float], None] = lambda seconds: None  # one request: from its arrival to the start of its batch
+    on_forward: Callable[[float], None] = lambda seconds: None  # one forward pass: its seconds in the batch thread
 
 
 class MicroBatcher:
@@ -88,7 +94,7 @@ class MicroBatcher:
     def __init__(
         self, logits_fn: Callable[[dict[str, np.ndarray]], np.ndarray], input_format: str, *, max_batch_size: int = 64,
         max_batch_tokens: int = 16384, max_wait_ms: float = 5.0, max_queue: int = 4096, stats: BatchStats | None = None,
-        pass_cost: float | None = None,
+        pass_cost: float | None = None, encode: Callable[[list[Any]], list[tuple[Ragged, Any] | Exception]] | None = None,
     ) -> None:
         if max_batch_size < 1 or max_batch_tokens < 1 or max_wait_ms < 0 or max_queue < 1:
             raise ValueError("max_batch_size, max_batch_tokens and max_queue must be >= 1, max_wait_ms >= 0")
@@ -100,6 +106,7 @@ class MicroBatcher:
         self.max_queue = max_queue
         self.stats = stats or BatchStats()
         self.pass_cost = pass_cost  # a forward pass's fixed cost in padded tokens (see measure_pass_cost); None: no cost split
+        self.encode = encode  # payloads -> (ids, extra) or the exception for that request, in one call in the batch thread
         self.depth = 0  # texts accepted and not yet answered
         self._queue: asyncio.Queue[Job | None] | None = None
         self._task: asyncio.Task | None = None
@@ -131,15 +138,18 @@ class MicroBatcher:
         return self._accepting and self._task is not None and not self._task.done()
 
     # -- requests ---------------------------------------------------------------------------------
-    def submit(self, ids: Ragged) -> asyncio.Future:
-        """Queue one request's encoded texts; the future gives their logits ``[len(ids), labels]``, in order."""
+    def submit(self, ids: Ragged | None, payload: Any = None, texts: int = 0) -> asyncio.Future:
+        """Queue one request's encoded texts; the future gives their logits ``[len(ids), labels]``, in order. Without
+        ``ids``: its ``payload`` of ``texts`` texts, encoded in the batch thread; the future gives ``(logits, extra)``."""
         if not self.running:
             raise BatcherStopped("the server is shutting down")
-        n = len(ids)
+        if ids is None and self.encode is None:
+            raise ValueError("this batcher has no encode function: submit encoded ids")
+        n = len(ids) if ids is not None else texts
         if self.depth + n > self.max_queue:
             raise QueueFull(f"the queue holds {self.depth} texts; {n} more would pass its bound of {self.max_queue}")
         future = asyncio.get_running_loop().create_future()
-        job = Job(ids, future)
+        job = Job(ids, future, payload, n)
         self._set_depth(self.depth + n)
         future.add_done_callback(lambda _: self._set_depth(self.depth - n))
         assert self._queue is not None
@@ -148,7 +158,15 @@ class MicroBatcher:
 
     async def logits(self, ids: Ragged) -> np.ndarray:
         """Submit and wait; if the caller is cancelled (its client went away), the job is dropped before it runs."""
-        future = self.submit(ids)
+        return await self._wait(self.submit(ids))
+
+    async def encoded_logits(self, payload: Any, texts: int) -> tuple[np.ndarray, Any]:
+        """Like :meth:`logits` for a request the batch thread encodes (with every other request of its batch, in one
+        call): ``(logits, extra)`` as ``encode`` gave them; an exception ``encode`` gave for this request is raised."""
+        return await self._wait(self.submit(None, payload, texts))
+
+    @staticmethod
+    async def _wait(future: asyncio.Future) -> Any:
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -199,7 +217,7 @@ class MicroBatcher:
                 for job in live:
                     self.stats.on_wait(started - job.arrived)
                 try:
-                    results = await loop.run_in_executor(self._executor, self._run, [j.ids for j in live])
+                    results = await loop.run_in_executor(self._executor, self._run, live)
                 except Exception as exc:  # noqa: BLE001 - handed to each waiting request, never kills the loop
                     logger.exception("a batch of %d requests failed", len(live))
                     for job in live:
@@ -208,13 +226,34 @@ class MicroBatcher:
                 else:
                     for job, result in zip(live, results):
                         if not job.future.done():
-                            job.future.set_result(result)
+                            if isinstance(result, Exception):  # this request's own error (from encode): only it fails
+                                job.future.set_exception(result)
+                            else:
+                                job.future.set_result(result)
             if stopping:  # every job before the stop mark has run
                 return
 
-    def _run(self, parts: list[Ragged]) -> list[np.ndarray]:
-        return run_batches(self.logits_fn, self.input_format, parts, self.max_batch_size, self.max_batch_tokens, self.stats.on_batch,
-                           self.pass_cost)
+    def _run(self, jobs: list[Job]) -> list[Any]:
+        """In the batch thread: encode the jobs that need it (in one call), then the forward passes over all of them.
+        Each job's result, in order: its logits, ``(logits, extra)`` for an encoded payload, or its own exception."""
+        results: list[Any] = [None] * len(jobs)
+        extras: dict[int, Any] = {}
+        ids: dict[int, Ragged] = {i: j.ids for i, j in enumerate(jobs) if j.ids is not None}
+        pending = [i for i, j in enumerate(jobs) if j.ids is None]
+        if pending:
+            assert self.encode is not None
+            for i, outcome in zip(pending, self.encode([jobs[i].payload for i in pending]), strict=True):
+                if isinstance(outcome, Exception):
+                    results[i] = outcome
+                else:
+                    ids[i], extras[i] = outcome
+        order = sorted(ids)
+        if order:
+            logits = run_batches(self.logits_fn, self.input_format, [ids[i] for i in order], self.max_batch_size,
+                                 self.max_batch_tokens, self.stats.on_batch, self.pass_cost, self.stats.on_forward)
+            for i, out in zip(order, logits):
+                results[i] = (out, extras[i]) if i in extras else out
+        return results
 
 
 def split_by_cost(lengths: np.ndarray, max_batch_size: int, max_batch_tokens: int, pass_cost: float) -> list[np.ndarray]:
@@ -273,6 +312,7 @@ def measure_pass_cost(logits_fn: Callable[[dict[str, np.ndarray]], np.ndarray], 
 def run_batches(
     logits_fn: Callable[[dict[str, np.ndarray]], np.ndarray], input_format: str, parts: list[Ragged], max_batch_size: int,
     max_batch_tokens: int, on_batch: Callable[[int, int], None] = lambda texts, tokens: None, pass_cost: float | None = None,
+    on_forward: Callable[[float], None] = lambda seconds: None,
 ) -> list[np.ndarray]:
     """Forward passes over every part's rows together; each part's logits, in its order. Padded batches are cut where
     that saves work (see :func:`split_by_cost`; ``pass_cost`` None: by length within the bounds only)."""
@@ -283,7 +323,10 @@ def run_batches(
         passes = eval_batches(ids.lengths, max_batch_size, max_tokens=max_batch_tokens)
     out: np.ndarray | None = None
     for index in passes:
-        logits = logits_fn(collate(ids, index, input_format))
+        batch = collate(ids, index, input_format)
+        start = time.perf_counter()
+        logits = logits_fn(batch)
+        on_forward(time.perf_counter() - start)
         if out is None:
             out = np.zeros((len(ids), logits.shape[1]), np.float32)
         out[index] = logits

@@ -37,6 +37,8 @@ class ServerMetrics:
         self.queue_wait = Histogram("textsift_queue_wait_seconds", "Time a request waited for its batch to start (max wait included).",
                                     buckets=(0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
                                     registry=r)
+        self.forward = Histogram("textsift_forward_seconds", "Time of one forward pass of the model (in the batch thread).",
+                                 buckets=LATENCY_BUCKETS, registry=r)
         self.texts = Counter("textsift_predicted_texts", "Texts predicted.", registry=r)
         self.dropped = Counter("textsift_dropped_texts", "Texts of requests whose client went away before they ran.", registry=r)
         gauge: dict[str, Any] = {"multiprocess_mode": "livesum"} if self.multiprocess else {}
