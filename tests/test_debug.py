@@ -205,7 +205,7 @@ def test_debug_data_bad_file_is_a_failed_check(tmp_path):
     train.write_text('{"text": "fine", "label": "a"}\n{"text": "also fine", "label": "b"}\nnot json\n', encoding="utf-8")
     report = debug_data(load_config(base={"data": {"train": str(train)}}), label_noise=False)
     read = next(c for c in report.checks if c.name == "read_train")
-    assert read.status == "fail" and "line 3: not valid JSON" in read.message and "read 2 rows before it" in read.message
+    assert read.status == "fail" and "line 3: not valid JSON" in read.message and "the 2 rows read before the error are checked" in read.message
     assert _statuses(report)["sizes"] == "pass"  # the two good rows are checked
 
 

@@ -82,6 +82,15 @@ def test_missing_label_when_labels_are_required(tmp_path):
     assert JsonlReader().read(path, require_labels=False)[0].label is None
 
 
+def test_the_undecodable_byte_is_named_right_after_a_byte_order_mark(tmp_path):
+    """With a UTF-8 byte order mark the error named the byte three before the bad one ('0x66' for the 0xe9)."""
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbftext,label\nfine,pos\nabcdefgh\xe9ijk,neg\n")
+    with pytest.raises(DataError) as err:
+        CsvReader().read(path)
+    assert "line 3: byte 0xe9 is not valid utf-8" in str(err.value)
+
+
 def test_latin1_file_read_as_utf8_names_line_and_fix(tmp_path):
     path = tmp_path / "d.csv"
     path.write_bytes("text,label\nnice,pos\ncaf\xe9 au lait,pos\n".encode("latin-1"))

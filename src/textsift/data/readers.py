@@ -141,7 +141,9 @@ def _decode_error(path: Path, encoding: str, exc: UnicodeDecodeError, options: R
     try:
         with _open_bytes(path) as f:
             raw = f.read()
-        raw.decode(_python_encoding(encoding))
+        if _python_encoding(encoding) == "utf-8-sig" and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]  # utf-8-sig counts its offsets after the mark: count them the same here
+        raw.decode(encoding)
         line, byte = "?", ""
     except UnicodeDecodeError as full:
         line = str(raw[: full.start].count(b"\n") + 1)

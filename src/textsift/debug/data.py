@@ -91,7 +91,7 @@ def _read(config: Config, source: Any, split: str) -> tuple[Dataset | None, Chec
         for ex in config.data.reader.iter(path, options=options):  # type: ignore[attr-defined]
             examples.append(ex)
     except DataError as exc:
-        where = f" (read {len(examples)} rows before it; checked those)" if examples else ""
+        where = f" (the {len(examples)} rows read before the error are checked)" if examples else ""
         return (Dataset(str(path), examples) if examples else None), CheckResult(f"read_{split}", "fail", f"{exc}{where}")
     if not examples:
         return None, CheckResult(f"read_{split}", "fail", f"{path}: no examples found (the file has no data rows).")
