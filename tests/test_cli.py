@@ -62,9 +62,9 @@ def test_predict_csv_jsonl_topk_and_stdin(trained_run, tmp_path):
     assert run("predict", str(run_dir), str(data), "-o", str(out), "--top-k", "1", "--chunk-size", "5").exit_code == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 16 and records[0]["top_k"][0]["label"] == records[0]["label"]
-    result = run("predict", str(run_dir), "-", input="what a happy day\nawful dreadful film\n")
+    result = run("predict", str(run_dir), "-", input="\ufeffwhat a happy day\nawful dreadful film\n")
     lines = [json.loads(x) for x in result.stdout.splitlines()]
-    assert [x["text"] for x in lines] == ["what a happy day", "awful dreadful film"]
+    assert [x["text"] for x in lines] == ["what a happy day", "awful dreadful film"]  # a byte order mark is not text
     assert abs(sum(lines[0]["probabilities"].values()) - 1) < 1e-5
 
 

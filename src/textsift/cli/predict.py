@@ -32,6 +32,8 @@ def stdin_examples(pairs: bool, on_empty: str, lines: IO[str] | None = None) -> 
 
     for i, line in enumerate(lines if lines is not None else sys.stdin, start=1):
         line = line.rstrip("\r\n")
+        if i == 1:  # a byte order mark (a file saved by Notepad or Excel, piped in) is not part of the first text
+            line = line.removeprefix("\ufeff")
         pair = None
         if pairs and not line.strip():
             pair = ""  # an empty line is an empty pair: the --on-empty policy decides
