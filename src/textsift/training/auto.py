@@ -118,7 +118,7 @@ def train_auto(
     if output.exists() and not output.is_dir():
         raise CheckpointError(f"--output '{output}' is a file; give a directory for the run.")
     if output.is_dir() and any(output.iterdir()) and not resume and not _only_failed_start(output):
-        raise CheckpointError(f"Output directory '{output}' already holds files. Pass --resume to continue that run, or choose another --output.")
+        raise CheckpointError(f"Output directory '{output}' already holds files. Pass --resume to continue that run (Python: resume=True), or choose another --output directory.")
     first = candidates[0].config
     metric, mode = first.trainer.main_metric, first.trainer.main_metric_mode
     splits = load_splits(first)  # one read, one split: every candidate sees the same data
@@ -164,9 +164,12 @@ def train_auto(
             cand.metrics, cand.seconds = record["metrics"], float(record["seconds"])
             logger.info("auto: %s already trained (resumed)", cand.name)
         else:
-            logger.info("auto: training candidate %s (%d of %d)%s%s", cand.name, i + 1, len(candidates),
-                        f", {len(folds)}-fold cross-validation" if folds else "",
-                        " (in a second process)" if i in beside else " (while the second trains)" if meanwhile else "")
+            if i in beside:  # started beside the first, when it did (logged then): now its result is awaited
+                logger.info("auto: waiting for candidate %s (%d of %d), training in the second process", cand.name, i + 1,
+                            len(candidates))
+            else:
+                logger.info("auto: training candidate %s (%d of %d)%s%s", cand.name, i + 1, len(candidates),
+                            f", {len(folds)}-fold cross-validation" if folds else "", " (while the second trains)" if meanwhile else "")
             # past the first two, a candidate stops (at an epoch's end) when the budget is spent, however long it is
             deadline = time.perf_counter() + budget - spent if i >= 2 and budget is not None else None
             if i in beside:
@@ -298,6 +301,8 @@ def _start_beside(candidates: list[Candidate], output: Path, held: Splits, folds
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    logger.info("auto: training candidate %s (2 of %d)%s in a second process, beside %s", second.name, len(candidates),
+                f", {len(folds)}-fold cross-validation," if folds else "", candidates[0].name)
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     future = pool.submit(_train_beside, second.config, output / "candidates" / second.name, held, folds, metric, resume=resume,
                          rivals=True)

@@ -174,7 +174,7 @@ def _check_run_dir(run_dir: Path, config: Config, resume: bool) -> None:
         return
     if run_dir.exists() and any(run_dir.iterdir()):
         raise CheckpointError(
-            f"Output directory '{run_dir}' already holds files. Pass --resume to continue that run, or choose another --output."
+            f"Output directory '{run_dir}' already holds files. Pass --resume to continue that run (Python: resume=True), or choose another --output directory."
         )
 
 
