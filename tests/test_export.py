@@ -65,7 +65,13 @@ def test_export_writes_checked_graphs_and_a_manifest(exported):
     manifest = json.loads((model_dir / "onnx.json").read_text())
     assert set(manifest["files"]) == {"model.onnx", "model.int8.onnx"}
     assert manifest["files"]["model.onnx"]["parity_max_probability_diff"] <= 1e-4
-    assert manifest["files"]["model.int8.onnx"]["quantization"]["per_channel"] is True
+    quantization = manifest["files"]["model.int8.onnx"]["quantization"]
+    assert quantization["per_channel"] is True and quantization["activations"] == "per_token"
+    # the embedding tables get a scale per row; the matrix products with weights, a scale per token
+    # every embedding table gets a scale per row (linear: its weights and bias tables); the transformer's products
+    # with weight matrices (6 per layer, 2 layers), a scale per token
+    assert quantization["per_row_tables"] == {"linear": 2, "transformer": 3}.get(name, 1), quantization
+    assert quantization["per_token_matmuls"] == (12 if name == "transformer" else 0), quantization
     assert not [p for p in model_dir.iterdir() if p.name.startswith(".")]  # no temporary files left
     import onnx
 
@@ -186,6 +192,8 @@ def test_bad_model_directories_and_graphs_are_one_line_errors(export_of, tmp_pat
     assert "config.yaml is damaged" in one_line_error("export", str(model_dir), "--format", "onnx")
     assert "--format: expected one of onnx" in one_line_error("export", str(source), "--format", "tflite")
     assert "--quantize: expected one of int8" in one_line_error("export", str(source), "--quantize", "int4")
+    message = one_line_error("export", str(source), "--quantize", "int8", "--int8-activations", "per_row")
+    assert "--int8-activations: expected one of per_token, per_tensor, got 'per_row'" in message
     assert not [p for p in model_dir.iterdir() if p.name.startswith(".")]
 
 

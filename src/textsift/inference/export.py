@@ -46,8 +46,10 @@ def read_manifest(model_dir: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def export_model_dir(path: str | Path, *, format: str = "onnx", quantize: str | None = None) -> dict[str, Any]:
-    """Export the model directory ``path`` (see the module docstring); returns the manifest written."""
+def export_model_dir(path: str | Path, *, format: str = "onnx", quantize: str | None = None,
+                     activations: str = "per_token") -> dict[str, Any]:
+    """Export the model directory ``path`` (see the module docstring); returns the manifest written. ``activations``:
+    how int8 quantizes activations, ``per_token`` or ``per_tensor`` (see ``textsift.backends.onnx.quantize``)."""
     from textsift.backends.onnx import GRAPHS, MANIFEST
     from textsift.modeldir import check_model_dir, load_config_from, load_labels, load_network, load_tokenizer
 
@@ -55,6 +57,10 @@ def export_model_dir(path: str | Path, *, format: str = "onnx", quantize: str | 
         raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {format!r}.")
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ConfigError(f"--quantize: expected one of {', '.join(QUANTIZATIONS)}, got {quantize!r}.")
+    from textsift.backends.onnx.quantize import ACTIVATIONS
+
+    if activations not in ACTIVATIONS:
+        raise ConfigError(f"--int8-activations: expected one of {', '.join(ACTIVATIONS)}, got {activations!r}.")
     from textsift.util import require_extra
 
     require_extra("onnx", PACKAGES, "export to ONNX")
@@ -93,7 +99,7 @@ def export_model_dir(path: str | Path, *, format: str = "onnx", quantize: str | 
         logger.info("Exported %s in %.1f s (probabilities within %.1e of torch)", fp32.name, time.perf_counter() - started, diff)
         if quantize == "int8":
             int8 = tmp / GRAPHS["int8"]
-            settings = quantize_int8(fp32, int8)
+            settings = quantize_int8(fp32, int8, activations=activations)
             manifest["files"][int8.name] = {"precision": "int8", "bytes": int8.stat().st_size, "quantization": settings}
             logger.info("Quantized %s: %.1f MB -> %.1f MB", int8.name, fp32.stat().st_size / 1e6, int8.stat().st_size / 1e6)
         elif previous is not None and previous.get("source", {}).get("fingerprint") == source and GRAPHS["int8"] in previous["files"]:
