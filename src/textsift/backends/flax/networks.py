@@ -168,16 +168,17 @@ class BagNetwork(nnx.Module):
         return self.head(self.pool(self.embedding[...][batch["ids"]], mask), head_key)
 
     def flat_logits(self, batch: Batch, key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-        """Logits of a flat batch (:func:`~textsift.backends.flax.shapes.flat_bag_batch`: ``feat``, ``seg``, ``real``
-        and ``weights``; ``feat`` indexes this network's table, sorted) and each entry's weight after feature dropout
-        (``keep [T]``: 1 kept, 0 dropped or filler). The same function as :meth:`__call__` on the padded batch: the
-        training step's input, with no padding to a width and entries in table order."""
-        keep = batch["real"]
+        """Logits of a flat batch (:func:`~textsift.backends.flax.shapes.flat_bag_batch`: ``feat``, ``seg``,
+        ``count`` and ``weights``; ``feat`` indexes this network's table, sorted) and each entry's occurrences kept
+        by feature dropout (``keep [T]``: of its ``count``, each occurrence dropped on its own). The same function as
+        :meth:`__call__` on the padded batch: the training step's input, without padding to a width and with an id
+        repeated in a text counted once."""
+        keep = batch["count"]
         head_key = None
         if key is not None:
             drop_key, head_key = jax.random.split(key)
             if self.feature_dropout > 0:
-                keep = keep * jax.random.bernoulli(drop_key, 1.0 - self.feature_dropout, keep.shape)
+                keep = jax.random.binomial(drop_key, keep, 1.0 - self.feature_dropout).astype(keep.dtype)
         vectors = self.embedding[...].at[batch["feat"]].get(mode="promise_in_bounds", indices_are_sorted=True)
         seg, rows = batch["seg"], batch["weights"].shape[0]
         count = jax.ops.segment_sum(keep, seg, rows)

@@ -67,45 +67,49 @@ def bucket_count(n: int) -> int:
 
 def flat_bag_batch(ids: Ragged, index: np.ndarray, rows: int, labels: np.ndarray | None = None, *,
                    gather_rows: bool = True) -> dict[str, np.ndarray]:
-    """The examples ``index`` as one flat list of ids, for the bag's training step (no padding to a width).
+    """The examples ``index`` as one flat list of (text, id, count) entries, for the bag's training step: no padding
+    to a width, and an id that occurs several times in a text is one entry with its count.
 
     Entries are sorted by table row, so that the step's gathers and its gradient's scatter read memory in order:
     ``feat [T]`` (int32) is each entry's table row (``gather_rows=False``) or its index into ``rows`` (the batch's
-    distinct table rows, sorted, padded with :data:`NO_ROW`), ``seg [T]`` its example (batch row), ``real [T]`` 1.0
-    for an entry of a text and 0.0 for a filler. ``T`` and ``len(rows)`` are bucketed (:func:`bucket_count`) so that
-    the step compiles once per pair of buckets met (a filler row costs nearly what a real one does, so the rows are
-    bucketed apart from the entries); ``lengths``, ``weights`` and ``labels`` are as in
-    :func:`padded_batch` (``rows`` batch rows, fillers of weight 0)."""
+    distinct table rows, sorted, padded with :data:`NO_ROW`), ``seg [T]`` its example (batch row), ``count [T]``
+    (float32) how often the id occurs in that text (0 for a filler). ``T`` and ``len(rows)`` are bucketed
+    (:func:`bucket_count`) so that the step compiles once per pair of buckets met (a filler row costs nearly what a
+    real one does, so the rows are bucketed apart from the entries); ``lengths``, ``weights`` and ``labels`` are as
+    in :func:`padded_batch` (``rows`` batch rows, fillers of weight 0)."""
     if len(index) > rows:
         raise ValueError(f"{len(index)} examples do not fit a batch of {rows} rows")
     taken = ids.take(index)
     lengths = taken.lengths
     values = taken.values
-    seg_real = np.repeat(np.arange(len(index), dtype=np.int32), lengths)
-    order = np.argsort(values, kind="stable")
+    order = np.argsort(values, kind="stable")  # stable: within an id, its texts in batch order
     sorted_values = values[order]
-    total = bucket_count(len(values))
+    sorted_seg = np.repeat(np.arange(len(index), dtype=np.int32), lengths)[order]
+    new_id = np.ones(len(values), bool)
+    new_id[1:] = sorted_values[1:] != sorted_values[:-1]
+    new_entry = new_id.copy()
+    new_entry[1:] |= sorted_seg[1:] != sorted_seg[:-1]
+    starts = np.flatnonzero(new_entry)
+    n = len(starts)
+    total = bucket_count(n)
     feat = np.empty(total, np.int32)
     if gather_rows:
-        first = np.ones(len(values), bool)
-        first[1:] = sorted_values[1:] != sorted_values[:-1]
-        distinct = sorted_values[first]
-        local = np.cumsum(first, dtype=np.int64) - 1
+        distinct = sorted_values[new_id]
         table_rows = np.full(bucket_count(len(distinct)), NO_ROW, np.int32)
         table_rows[: len(distinct)] = distinct
-        feat[: len(values)] = local
+        feat[:n] = (np.cumsum(new_id, dtype=np.int64) - 1)[starts]
     else:
-        feat[: len(values)] = sorted_values
-    feat[len(values):] = feat[len(values) - 1] if len(values) else 0  # fillers keep the order sorted
+        feat[:n] = sorted_values[starts]
+    feat[n:] = feat[n - 1] if n else 0  # fillers keep the order sorted
     seg = np.zeros(total, np.int32)
-    seg[: len(values)] = seg_real[order]
-    real = np.zeros(total, np.float32)
-    real[: len(values)] = 1.0
+    seg[:n] = sorted_seg[starts]
+    count = np.zeros(total, np.float32)
+    count[:n] = np.diff(np.append(starts, len(values)))
     out_lengths = np.zeros(rows, np.int32)
     out_lengths[: len(index)] = lengths
     weights = np.zeros(rows, np.float32)
     weights[: len(index)] = 1.0
-    out = {"feat": feat, "seg": seg, "real": real, "lengths": out_lengths, "weights": weights}
+    out = {"feat": feat, "seg": seg, "count": count, "lengths": out_lengths, "weights": weights}
     if gather_rows:
         out["rows"] = table_rows
     if labels is not None:
