@@ -417,7 +417,7 @@ def test_compare_and_tune_refuse_a_folder_they_did_not_create(model, tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("trainer.optimizer.lr: [0.01, 0.02]\n")
     message = error_of(run("tune", str(config), "--space", str(space), "--trials", "1", "-o", str(foreign)))
-    assert "mine' already holds files this command did not write" in message
+    assert "mine' already holds files;" in message
     assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
 
 

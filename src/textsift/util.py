@@ -114,7 +114,7 @@ def check_output_dir(path: Path, option: str, *, overwrite: bool = False, ours: 
     if ours and any((path / name).exists() for name in ours):
         return
     fix = "pass --overwrite to replace that folder whole, or choose a new one" if not ours else "choose a new or empty folder"
-    raise ConfigError(f"{option} '{path}' already holds files this command did not write; {fix}.")
+    raise ConfigError(f"{option} '{path}' already holds files; {fix}.")
 
 
 def require_extra(extra: str, packages: tuple[str, ...], what: str) -> None:

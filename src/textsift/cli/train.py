@@ -19,7 +19,8 @@ def summary_table(metrics: dict[str, float], title: str) -> Table:
     table.add_column("value", justify="right")
     for key, value in metrics.items():
         if "/per_label/" not in key:
-            table.add_row(Text(key), f"{value:.4f}")
+            counted = key.endswith(("/examples", "/folds")) and float(value).is_integer()  # a count, not a score
+            table.add_row(Text(key), f"{int(value)}" if counted else f"{value:.4f}")
     return table
 
 
