@@ -187,10 +187,14 @@ def test_debug_data_reports_what_train_rejects_and_goes_on(tmp_path):
     rows[5] = {"text": "no label here", "label": ""}
     rows.append({"text": rows[0]["text"], "label": "neg"})  # the same text, another label
     train = write_jsonl(tmp_path / "train.jsonl", rows)
-    test = write_jsonl(tmp_path / "test.jsonl", [{"text": "a new text of its own", "label": "meh"}, {"text": "another fresh one", "label": "pos"}])
+    test = write_jsonl(tmp_path / "test.jsonl", [{"text": "a new text of its own", "label": "meh"}, {"text": "another fresh one", "label": "pos"},
+                                                 {"text": "a third one", "label": "POS"}])
     report = debug_data(load_config(base={"data": {"train": str(train), "test": str(test)}}), label_noise=False)
     by_name = {c.name: c for c in report.checks}
     assert report.failed
+    lookalike = by_name["labels_lookalike"]  # 'POS' beside 'pos': a class of its own
+    assert lookalike.status == "warn" and "'pos' (7) / 'POS' (1)" in lookalike.message and lookalike.rows == [
+        {"split": "test", "row": 3, "label": "POS", "file": str(test)}]
     assert by_name["empty_texts"].status == "fail" and "row 4: the text (column 'text') is empty" in by_name["empty_texts"].message
     assert by_name["labels_given"].status == "fail" and "row 6: the label (column 'label') is empty" in by_name["labels_given"].message
     assert by_name["label_set"].status == "fail" and "label 'meh' is not in the label set [neg, pos]" in by_name["label_set"].message

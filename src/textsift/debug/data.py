@@ -185,6 +185,23 @@ def _check_label_set(splits: dict[str, Dataset], labels: LabelSet) -> CheckResul
         f"[{', '.join(labels.names)}]. Add it to data.labels, or fix the row.", rows)
 
 
+def _check_lookalike_labels(splits: dict[str, Dataset]) -> CheckResult:
+    """Labels of any split that differ only in case or spacing ('FEAR' and 'fear'): each is a class of its own."""
+    from textsift.data.labels import lookalike_labels
+
+    counts: Counter = Counter(name for ds in splits.values() for ex in ds.examples for name in label_names_of(ex))
+    groups = lookalike_labels(counts)
+    if not groups:
+        return CheckResult("labels_lookalike", "pass", "No two labels differ only in case or spacing.")
+    rows = [_row(split, ex, label=name, file=ds.name) for split, ds in splits.items() for ex in ds.examples
+            for name in label_names_of(ex) if any(name in g[1:] for g in groups)]
+    shown_groups = "; ".join(" / ".join(f"{n!r} ({counts[n]})" for n in g) for g in groups[:5])
+    return CheckResult(
+        "labels_lookalike", "warn",
+        f"Labels that differ only in case or spacing are separate classes: {shown_groups} ({_listed(rows)}). If they "
+        "mean the same, fix those rows, or set data.labels to the ones you mean.", rows)
+
+
 def _check_distribution(splits: dict[str, Dataset], labels: LabelSet) -> tuple[list[CheckResult], dict[str, Any]]:
     counts = {split: _label_counts(ds) for split, ds in splits.items()}
     table = [{"label": name, **{split: counts[split].get(name, 0) for split in splits}} for name in labels.names]
@@ -451,6 +468,7 @@ def debug_data(config: Config, *, label_noise: bool = True, folds: int = 10, pro
         checks.append(CheckResult("label_set", "fail", str(exc)))
         return report
     checks.append(_check_label_set(splits, labels))
+    checks.append(_check_lookalike_labels(splits))
     results, label_stats = _check_distribution(splits, labels)
     checks += results
     stats.update(label_stats)
