@@ -49,7 +49,7 @@ def test_per_token_int8_matmul_follows_every_token_where_one_scale_per_tensor_do
     model = matmul_graph(w)
     assert per_token_matmuls(model) == 1
     ops = [n.op_type for n in model.graph.node]
-    assert "MatMulInteger" in ops and ops.count("MatMul") == 1  # the product of two activations stays float
+    assert "MatMulIntegerToFloat" in ops and ops.count("MatMul") == 1  # the product of two activations stays float
     assert {i.name for i in model.graph.initializer} >= {"textsift_q0_w"} and "W" not in {i.name for i in model.graph.initializer}
     y, z = run(model, X=x)
     expected = x @ w
