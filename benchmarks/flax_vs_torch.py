@@ -182,13 +182,23 @@ def save(update: dict[str, Any], args: argparse.Namespace) -> None:
     import jax
 
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    old.update(update)
-    if "examples" in update:
-        old.pop("example", None)  # the first run's key (an earlier config)
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "jax": jax.__version__,
                "jax_devices": [str(d) for d in jax.devices()], "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     command = COMMAND + " " + " ".join(sys.argv[1:])
-    if "models" in update or "machine" not in old:  # the models table's run
+    if "models" in update:  # rows of this run replace the same (dataset, model) of earlier runs; each row keeps its run
+        for row in old.get("models", []):
+            row.setdefault("command", old.get("command", COMMAND))
+            row.setdefault("measured", old.get("machine", {}).get("measured", "?"))
+        for row in update["models"]:
+            row["command"], row["measured"] = command, machine["measured"]
+        merged = {(r["dataset"], r["model"]): r for r in old.get("models", [])}
+        merged.update({(r["dataset"], r["model"]): r for r in update["models"]})
+        order = {d: i for i, d in enumerate(["trec", "emotion", "imdb"])}
+        update = {**update, "models": sorted(merged.values(), key=lambda r: (order.get(r["dataset"], 9), r["model"]))}
+    old.update(update)
+    if "examples" in update:
+        old.pop("example", None)  # the first run's key (an earlier config)
+    if "models" in update or "machine" not in old:  # the models table's latest run
         old["machine"], old["command"] = machine, command
     for example in update.get("examples", {}).values():  # each example run says its own
         example.setdefault("command", command)
@@ -199,15 +209,20 @@ def save(update: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["<!-- flax_vs_torch:start -->", "## Flax backend vs torch", "",
-             f"`{results.get('command', COMMAND)}` ({results['machine']['measured']}, {results['machine']['cpus']} CPUs, "
-             f"jax {results['machine']['jax']} on {', '.join(results['machine']['jax_devices'])}; 2 threads each, "
-             "under the shared heavy-run lock).", ""]
     rows = results.get("models", [])
+    runs = list(dict.fromkeys((r.get("command", results.get("command", COMMAND)), r.get("measured", "")) for r in rows))
+    if len(runs) > 1:
+        said = "; ".join(f"`{c}` ({m}: " + ", ".join(f"{r['dataset']} {r['model']}" for r in rows if (r.get("command"), r.get("measured")) == (c, m)) + ")"
+                         for c, m in runs)
+        header = f"Rows from {len(runs)} runs: {said}. {results['machine']['cpus']} CPUs, jax {results['machine']['jax']} on "
+    else:
+        header = f"`{results.get('command', COMMAND)}` ({results['machine']['measured']}, {results['machine']['cpus']} CPUs, jax {results['machine']['jax']} on "
+    lines = ["<!-- flax_vs_torch:start -->", "## Flax backend vs torch", "",
+             header + f"{', '.join(results['machine']['jax_devices'])}; 2 threads each, under the shared heavy-run lock).", ""]
     if rows:
         lines += ["Same config per row (the model's recommended settings, seed 0, no early stopping). Loop time per epoch: "
                   "the training steps only. *first*: the first epoch (flax: with the step's compilations, one per width "
-                  "bucket); *steady*: the median of the later epochs. imdb: a seeded subsample (see the command).", "",
+                  "bucket, the bag's one per pair of flat sizes); *steady*: the median of the later epochs. imdb: a seeded subsample (see the command).", "",
                   "| dataset | model | epochs | torch acc | flax acc | gap (points) | torch first / steady s | flax first / steady s | flax compile (first - steady) s | steady flax / torch |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
