@@ -271,12 +271,14 @@ def markdown(result: dict, command: str) -> str:
         f"measured {result['date']}. Each level: {result['seconds']:.0f} s after a 1 s warm-up; each request one emotion test text. "
         f"Models: {result['models_note']}",
         "",
-        "| model | runtime | mode | clients | req/s | p50 ms | p99 ms | errors | texts per forward pass | queue wait ms (mean) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | runtime | mode | clients | req/s | p50 ms | p99 ms | errors | texts per forward pass | ms per forward pass | batch thread in forward passes | queue wait ms (mean) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
+        busy = f"{100 * r['forward_share']:.0f}%" if "forward_share" in r else "-"
+        forward = f"{r['mean_forward_ms']:.1f}" if "mean_forward_ms" in r else "-"
         lines.append(f"| {r['model']} | {r['runtime']} | {r['mode']} | {r['clients']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.1f} | "
-                     f"{r['p99_ms']:.1f} | {r['errors']} | {r['mean_batch']:.1f} | {r['mean_queue_wait_ms']:.2f} |")
+                     f"{r['p99_ms']:.1f} | {r['errors']} | {r['mean_batch']:.1f} | {forward} | {busy} | {r['mean_queue_wait_ms']:.2f} |")
     lines += ["", "| model | runtime | batched / per-request req/s at 32 clients | lone request's added latency (p50 batched - p50 per-request, 1 client) | its wait in the server's queue (mean) | errors |",
               "|---|---|---|---|---|---|"]
     for s in result["summary"]:
@@ -284,12 +286,10 @@ def markdown(result: dict, command: str) -> str:
                      f"{s['lone_queue_wait_ms']:.2f} ms | {s['errors']} |")
     offline = result.get("offline", {})
     if offline:
-        lines += ["", "The same Predictor without a server, in the benchmark's process with the same 2 threads, right after loading "
-                  "(`predict` on 300 texts one at a time, then 1,280 in batches of 32). Not a valid ceiling as measured: its "
-                  "one-at-a-time column is far below the server's per-request rate at 1 client (MiniLM torch 6.7 texts/s here vs "
-                  "61 req/s served), most likely because these first calls meet each new text length with cold per-shape kernel "
-                  "caches (not verified). Kept as measured, not used for any conclusion.",
-                  "", "| model | runtime | texts/s one at a time (cold) | texts/s in batches of 32 |", "|---|---|---|---|"]
+        lines += ["", "The same Predictor without a server, in the benchmark's process with the same 2 threads and no other load "
+                  "from the benchmark (`predict` on 300 texts one at a time, then 1,280 in length-sorted batches of 32, each timed on "
+                  "its second run over the same texts): what the model alone does on this machine.",
+                  "", "| model | runtime | texts/s one at a time | texts/s in batches of 32 |", "|---|---|---|---|"]
         for key, o in offline.items():
             model, runtime = key.split("/")
             lines.append(f"| {model} | {runtime} | {o['texts_per_s_batch_1']:.1f} | {o['texts_per_s_batch_32']:.1f} |")

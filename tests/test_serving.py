@@ -506,3 +506,17 @@ print(sorted({{m.split(".")[0] if m.startswith("torch") else m for m in sys.modu
     labels, modules = out.stdout.strip().splitlines()
     assert labels == "['pos', 'neg'] onnx"
     assert modules == "[]"
+
+
+def test_a_server_worker_sets_the_gil_switch_interval_it_is_given(model_dir, monkeypatch):
+    from textsift.serving.app import SETTINGS_ENV, ServeSettings, app_from_environment
+
+    before = sys.getswitchinterval()
+    try:
+        for given, expected in ((0.5, 0.0005), (2.0, 0.002), (None, before)):
+            sys.setswitchinterval(before)
+            monkeypatch.setenv(SETTINGS_ENV, ServeSettings(model_dir=model_dir, gil_switch_ms=given).model_dump_json())
+            app_from_environment()  # builds the app (the model loads only when it starts serving)
+            assert sys.getswitchinterval() == pytest.approx(expected)
+    finally:
+        sys.setswitchinterval(before)

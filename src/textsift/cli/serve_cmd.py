@@ -43,6 +43,8 @@ def serve(
     api_key_file: Path | None = typer.Option(None, "--api-key-file", help="A file holding the key every route but /health, /ready needs."),
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow browser calls from this origin (repeatable); CORS is off without it."),
     num_threads: int | None = typer.Option(None, "--num-threads", min=1, help="CPU threads of the runtime in each worker."),
+    gil_switch_ms: float = typer.Option(0.5, "--gil-switch-ms", min=0.0,
+                                        help="Python's thread switch interval in each worker (0: Python's default, 5 ms)."),
     shutdown_timeout: float = typer.Option(30.0, "--shutdown-timeout", min=0.0,
                                            help="On SIGTERM: seconds to finish the requests in flight before exiting."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request (uvicorn's access log)."),
@@ -60,7 +62,7 @@ def serve(
         model_dir=model_dir, runtime=runtime, max_batch_size=max_batch_size, max_batch_tokens=max_batch_tokens,
         max_wait_ms=max_wait_ms, max_queue=max_queue, max_request_texts=max_request_texts, max_body_bytes=max_body_bytes,
         api_key_file=api_key_file.resolve() if api_key_file is not None else None, cors_origins=tuple(cors_origin),
-        num_threads=num_threads,
+        num_threads=num_threads, gil_switch_ms=gil_switch_ms or None,
     )
     settings = settings.model_copy(update={"model_dir": preflight(settings.model_dir, runtime)})
     if api_key_file is not None:

@@ -18,6 +18,7 @@ import hmac
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -64,6 +65,10 @@ class ServeSettings(BaseModel):
     api_key_file: Path | None = None
     cors_origins: tuple[str, ...] = ()
     num_threads: int | None = Field(None, ge=1, description="CPU threads of the runtime (default: its own).")
+    gil_switch_ms: float | None = Field(
+        0.5, gt=0, description="Python's thread switch interval in each server process (sys.setswitchinterval; None: "
+        "Python's 5 ms). The event loop and the batch thread share the GIL: a forward pass takes it back after each "
+        "operator, and with a busy event loop waited up to the whole interval each time.")
 
 
 def read_api_key(path: Path) -> str:
@@ -556,7 +561,10 @@ def app_from_environment() -> Any:
     raw = os.environ.get(SETTINGS_ENV)
     if raw is None:
         raise ConfigError(f"{SETTINGS_ENV} is not set: start the server with 'textsift serve MODEL_DIR'.")
-    return create_app(ServeSettings.model_validate_json(raw))
+    settings = ServeSettings.model_validate_json(raw)
+    if settings.gil_switch_ms is not None:  # this process is the server's own: the interpreter setting is ours to set
+        sys.setswitchinterval(settings.gil_switch_ms / 1000.0)
+    return create_app(settings)
 
 
 def preflight(model_dir: Path, runtime: str) -> Path:
