@@ -301,7 +301,10 @@ def markdown(result: dict, command: str) -> str:
               f"0 errors at every level: {'met' if met_errors else 'NOT met'}; a lone request's added wait <= --max-wait-ms "
               f"({MAX_WAIT_MS:g} ms, measured in the server: arrival to the start of its forward pass): {'met' if met_wait else 'NOT met'}; "
               f"end to end (measured by the client) a lone request's p50 grows by {max(s['lone_added_wait_ms'] for s in result['summary']):.2f} ms "
-              "at most.", "<!-- serve_load:end -->"]
+              "at most."]
+    if result.get("notes"):  # written by hand after a run (what the figures show), kept by --rewrite
+        lines += ["", result["notes"]]
+    lines.append("<!-- serve_load:end -->")
     return "\n".join(lines)
 
 
