@@ -4,8 +4,8 @@ One asyncio task takes requests off a queue and gathers a batch until it holds `
 ``max_batch_tokens`` tokens (of requests already encoded), or the first request of the batch has waited
 ``max_wait_ms``; the batch then runs in a worker thread (the event loop keeps answering): requests given as
 payloads are encoded there in one call (the server's way: no thread hop per request), then the rows are split by
-length into forward passes within the same bounds. Each request gets back exactly its own rows, in its own order. ``max_queue`` bounds the texts
-accepted and not yet answered: past it :meth:`MicroBatcher.submit` raises :class:`QueueFull` (HTTP 429), so
+length into forward passes within the same bounds. Each request gets back exactly its own rows, in its own
+order. ``max_queue`` bounds the texts accepted and not yet answered: past it :meth:`MicroBatcher.submit` raises :class:`QueueFull` (HTTP 429), so
 memory stays bounded under any load. A request whose client went away is dropped before it runs.
 """
 
