@@ -251,3 +251,15 @@ def test_a_tab_separated_file_named_csv_gets_the_delimiter_fix(tmp_path):
     path.write_text("text;label\nhello there;pos\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"delimited by ';'"):
         CsvReader().read(path)
+
+
+def test_a_column_named_in_another_case_is_suggested(tmp_path):
+    """--keep-columns ID on a file with 'id' said nothing helpful: difflib finds no likeness between 'ID' and 'id'."""
+    from textsift.data.readers import ReadOptions
+
+    path = tmp_path / "d.csv"
+    path.write_text("id,Text,label\n1,hello,pos\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"no column 'ID' \(--keep-columns\)\. Did you mean 'id'\?"):
+        CsvReader(text_column="Text").read(path, options=ReadOptions(keep_columns=("ID",), names={"keep_columns": "--keep-columns"}))
+    with pytest.raises(DataError, match=r"no column 'text' \(data.reader.text_column\)\. Did you mean 'Text'\?"):
+        CsvReader().read(path)

@@ -40,7 +40,9 @@ class CheckpointError(TextsiftError):
 
 def did_you_mean(name: str, options: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest option, or an empty string."""
-    matches = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    options = list(options)
+    same = [o for o in options if o.casefold() == name.casefold()]  # 'ID' for 'id': case alone is no close match to difflib
+    matches = same or difflib.get_close_matches(name, options, n=1, cutoff=0.6)
     if not matches:
         return ""
     match = matches[0]
