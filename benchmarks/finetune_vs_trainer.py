@@ -134,6 +134,9 @@ def run_trainer(job: Job, tmp: Path, *, grouped: bool, bf16: bool = False, epoch
     t = time.perf_counter()
     out = trainer.train()
     wall = time.perf_counter() - t
+    # transformers 5 also orders *evaluation* by length under group_by_length (Trainer._get_eval_sampler), so
+    # predict() would hand back the test rows reordered: predict in dataset order
+    trainer.args.train_sampling_strategy = "random"
     logits = trainer.predict(Rows(test)).predictions
     preds = np.asarray(logits).argmax(1)
     truth = [index[r["label"]] for r in test]
@@ -148,21 +151,23 @@ def markdown(result: dict, command: str, job: Job) -> str:
     tr16 = result.get("trainer_grouped_bf16")
     ratio = ts["examples_per_s"] / tr["examples_per_s"]
     full = job.limit is None and job.epochs == 3 and not result["job"]["smoke"]
-    ok = ts["accuracy"] >= 0.925 and ratio >= 1.3 and ts["accuracy"] >= tr["accuracy"] - 0.005
+    valid = tr["accuracy"] is not None
+    ok = valid and ts["accuracy"] >= 0.925 and ratio >= 1.3 and ts["accuracy"] >= tr["accuracy"] - 0.005
     scope = ("full emotion (16,000 / 2,000 / 2,000), 3 epochs" if full else
              "SMOKE run: a tiny random BERT on 48 synthetic texts; the figures mean nothing" if result["job"]["smoke"] else
              f"REDUCED run: the first {job.limit or 'all'} texts of each split, {job.epochs} epoch(s); "
              "not the acceptance run (full emotion, 3 epochs)")
     verdict = (f"Target (issue #17): textsift's training examples/s >= 1.3x Trainer's with length grouping, at test "
                f"accuracy >= 0.925 and within 0.5 point of Trainer's or better: {'met' if ok else 'NOT met'} "
-               f"({ratio:.2f}x, accuracy {ts['accuracy']:.4f} against {tr['accuracy']:.4f})."
+               + (f"({ratio:.2f}x, accuracy {ts['accuracy']:.4f} against {tr['accuracy']:.4f})." if valid else
+                  f"({ratio:.2f}x; Trainer's accuracy in this run is not valid, see the row, so the accuracy half is not judged).")
                if full else "Target (issue #17, judged on the full 3-epoch run only): not judged here.")
     if tr16 is None and ts.get("precision") == "bf16":
         verdict += (" textsift trained in bf16 autocast and the peer in fp32; Trainer in bf16 (the comparison at equal "
                     "precision) was NOT measured: the run was cut before that row.")
     if tr16 is not None:
         ratio16 = ts["examples_per_s"] / tr16["examples_per_s"]
-        ok16 = ts["accuracy"] >= 0.925 and ratio16 >= 1.3 and ts["accuracy"] >= tr16["accuracy"] - 0.005
+        ok16 = tr16["accuracy"] is not None and ts["accuracy"] >= 0.925 and ratio16 >= 1.3 and ts["accuracy"] >= tr16["accuracy"] - 0.005
         verdict += (f" textsift trained in bf16 autocast (the example config's `trainer.precision: bf16`, on this CPU's "
                     f"native bf16) and the peer in fp32: against Trainer in bf16 as well (the third row), at equal "
                     f"precision, the ratio is {ratio16:.2f}x" + (f" ({'met' if ok16 else 'NOT met'} at equal precision)."
@@ -171,13 +176,15 @@ def markdown(result: dict, command: str, job: Job) -> str:
     rows = [
         f"| textsift ({ts['pooling']} pooling, length-bucketed batches{precision}) | {ts['accuracy']:.4f} | "
         f"{ts['macro_f1']:.4f} | **{ts['examples_per_s']:.1f}** | | {ts['wall_s']:.0f} |",
-        f"| transformers.Trainer, `train_sampling_strategy=\"group_by_length\"`, fp32 (the peer) | {tr['accuracy']:.4f} | "
-        f"{tr['macro_f1']:.4f} | {tr['examples_per_s']:.1f} | **{ratio:.2f}x** | {tr['wall_s']:.0f} |",
+        f"| transformers.Trainer, `train_sampling_strategy=\"group_by_length\"`, fp32 (the peer) | "
+        + (f"{tr['accuracy']:.4f} | {tr['macro_f1']:.4f}" if valid else f"not valid: {tr.get('invalid', '')} |")
+        + f" | {tr['examples_per_s']:.1f} | **{ratio:.2f}x** | {tr['wall_s']:.0f} |",
     ]
     if tr16 is not None:
         rows.append(
             f"| transformers.Trainer, `group_by_length` and `bf16=True` (extra row: textsift's precision) | "
-            f"{tr16['accuracy']:.4f} | {tr16['macro_f1']:.4f} | {tr16['examples_per_s']:.1f} | "
+            + (f"{tr16['accuracy']:.4f} | {tr16['macro_f1']:.4f}" if tr16["accuracy"] is not None else
+               f"not valid: {tr16.get('invalid', '')} |") + f" | {tr16['examples_per_s']:.1f} | "
             f"{ts['examples_per_s'] / tr16['examples_per_s']:.2f}x | {tr16['wall_s']:.0f} |")
     if pad is None:
         rows.append("| transformers.Trainer, random order, padding per batch, fp32 (second row: the earlier peer) | "
