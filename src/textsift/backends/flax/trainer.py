@@ -65,6 +65,15 @@ def param_labels(network: nnx.Module, params: Any, sparse: bool) -> Any:
     return jax.tree_util.tree_map_with_path(label, params)
 
 
+
+def _clip_all(g_rows: Any, g_rest: Any, clip: float | None) -> tuple[Any, Any]:
+    """torch's clip_grad_norm_ over every gradient, the table's rows included (None: no clipping)."""
+    if clip is None:
+        return g_rows, g_rest
+    norm = optax.tree.norm((g_rows, g_rest))
+    scale = jnp.minimum(1.0, clip / (norm + 1e-6))
+    return jax.tree.map(lambda g: g * scale, (g_rows, g_rest))
+
 class FlaxTrainer:
     """Trains an NNX network (from :func:`~textsift.backends.flax.networks.build_network`) with the trainer settings.
 
@@ -175,18 +184,23 @@ class FlaxTrainer:
 
         self._step = jax.jit(step, donate_argnums=(0, 1))
 
+    def _sparse_optimizers(self, params: Any) -> tuple[Any, LazyRows]:
+        """The two optimizers of a SparseAdamW step: the dense one over everything but the table (clipping is done
+        by the step, over every gradient), and the lazy rows of the table; their state starts in ``opt_state``."""
+        table, rest = nnx.split_state(params, _is_table, ...)
+        rest_labels = param_labels(self.model, rest, False)
+        tx = build_optimizer(self.config.optimizer, None, lambda _: rest_labels)
+        lazy = LazyRows(self.config.optimizer)
+        self.tx = tx
+        self.opt_state = self.parallel.replicate((tx.init(rest), lazy.init(jax.tree.leaves(table)[0])))
+        return tx, lazy
+
     def _sparse_step(self, graphdef: Any, params: Any, loss_fn: Loss) -> Any:
         """The bag's step with SparseAdamW: the table's rows a batch uses are gathered (``jnp.unique`` at a fixed
         size), differentiated and updated lazily, as torch's sparse gradients; the rest takes the dense optimizer.
         A step costs what the batch touches, not the size of the table (millions of n-gram rows on IMDB)."""
-        cfg = self.config
-        table, rest = nnx.split_state(params, _is_table, ...)
-        rest_labels = param_labels(self.model, rest, False)
-        tx = build_optimizer(cfg.optimizer, None, lambda _: rest_labels)  # clipping below, over every gradient
-        lazy = LazyRows(cfg.optimizer)
-        self.tx = tx
-        self.opt_state = self.parallel.replicate((tx.init(rest), lazy.init(jax.tree.leaves(table)[0])))
-        base_key, clip = jax.random.key(self.seed), cfg.grad_clip
+        tx, lazy = self._sparse_optimizers(params)
+        base_key, clip = jax.random.key(self.seed), self.config.grad_clip
 
         def step(params: Any, opt_state: Any, batch: dict[str, jax.Array], factor: jax.Array, step_number: jax.Array) -> Any:
             key = jax.random.fold_in(base_key, step_number)
@@ -203,10 +217,7 @@ class FlaxTrainer:
             (loss, kept), (g_rows, g_rest) = jax.value_and_grad(loss_of, argnums=(0, 1), has_aux=True)(gathered, rest)
             g_rows = jax.tree.map(lambda g: g * kept.sum().astype(jnp.float32), g_rows)
             used = jax.ops.segment_sum(kept.reshape(-1).astype(jnp.float32), inverse.reshape(-1), rows.shape[0]) > 0
-            if clip is not None:  # torch's clip_grad_norm_ over every gradient, the table's rows included
-                norm = optax.tree.norm((g_rows, g_rest))
-                scale = jnp.minimum(1.0, clip / (norm + 1e-6))
-                g_rows, g_rest = jax.tree.map(lambda g: g * scale, (g_rows, g_rest))
+            g_rows, g_rest = _clip_all(g_rows, g_rest, clip)
             updates, rest_state = tx.update(g_rest, opt_state[0], rest)
             rest = optax.apply_updates(rest, jax.tree.map(lambda u: u * factor, updates))
             new_table, lazy_state = lazy.update(jax.tree.leaves(table)[0], rows, jax.tree.leaves(gathered)[0],
@@ -225,14 +236,8 @@ class FlaxTrainer:
         Two jitted functions: ``step`` computes everything and writes nothing of the table; ``write`` sets the
         table's rows and their moments in place (donated). In one function, XLA's CPU backend copied the
         table and each moment whole (about 115 MB each on IMDB) instead of updating them in place."""
-        cfg = self.config
-        table, rest = nnx.split_state(params, _is_table, ...)
-        rest_labels = param_labels(self.model, rest, False)
-        tx = build_optimizer(cfg.optimizer, None, lambda _: rest_labels)  # clipping below, over every gradient
-        lazy = LazyRows(cfg.optimizer)
-        self.tx = tx
-        self.opt_state = self.parallel.replicate((tx.init(rest), lazy.init(jax.tree.leaves(table)[0])))
-        base_key, clip = jax.random.key(self.seed), cfg.grad_clip
+        tx, lazy = self._sparse_optimizers(params)
+        base_key, clip = jax.random.key(self.seed), self.config.grad_clip
 
         def step(params: Any, opt_state: Any, batch: dict[str, jax.Array], factor: jax.Array, step_number: jax.Array) -> Any:
             key = jax.random.fold_in(base_key, step_number)
@@ -247,10 +252,7 @@ class FlaxTrainer:
             (loss, keep), (g_rows, g_rest) = jax.value_and_grad(loss_of, argnums=(0, 1), has_aux=True)(gathered, rest)
             g_rows = jax.tree.map(lambda g: g * keep.sum(), g_rows)  # per feature occurrence, as torch's bag
             used = jax.ops.segment_sum(keep, batch["feat"], rows.shape[0], indices_are_sorted=True) > 0
-            if clip is not None:  # torch's clip_grad_norm_ over every gradient, the table's rows included
-                norm = optax.tree.norm((g_rows, g_rest))
-                scale = jnp.minimum(1.0, clip / (norm + 1e-6))
-                g_rows, g_rest = jax.tree.map(lambda g: g * scale, (g_rows, g_rest))
+            g_rows, g_rest = _clip_all(g_rows, g_rest, clip)
             updates, rest_state = tx.update(g_rest, opt_state[0], rest)
             rest = optax.apply_updates(rest, jax.tree.map(lambda u: u * factor, updates))
             lazy_state = opt_state[1]
