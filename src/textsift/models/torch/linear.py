@@ -77,17 +77,11 @@ class LinearClassifier(TorchClassifier):
 
     def features(self, ids: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """TF-IDF weights as (row, feature id, weight) triples, rows in order, each row L2-normalised."""
-        return self._weigh(*self._counts(ids, offsets), offsets.numel())
-
-    def _counts(self, ids: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(row, feature id, count) of each distinct feature of each row, rows in order."""
         n = offsets.numel()
         lengths = torch.diff(offsets, append=torch.tensor([ids.numel()], device=ids.device))
         row = torch.repeat_interleave(torch.arange(n, device=ids.device), lengths)
         keys, counts = torch.unique(row * self.vocab_size + ids, return_counts=True)  # sorted: grouped by row
-        return keys // self.vocab_size, keys % self.vocab_size, counts
-
-    def _weigh(self, rows: torch.Tensor, feats: torch.Tensor, counts: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows, feats = keys // self.vocab_size, keys % self.vocab_size
         tf = 1.0 + torch.log(counts.float()) if self.spec.sublinear_tf else counts.float()
         weights = tf * self.idf[feats]
         block = rows * 2 + (feats >= self.first_char_row).long()  # (row, kind): words and character n-grams apart
