@@ -181,7 +181,7 @@ def warm_up() -> None:
 
     import textsift.training.run  # noqa: F401
     from textsift.config import load_builtins
-    from textsift.training.optim import SparseAdamW
+    from textsift.backends.torch.optim import SparseAdamW
 
     load_builtins()
     SparseAdamW([torch.nn.Parameter(torch.zeros(1))])

@@ -73,7 +73,7 @@ class Job:
 def run_textsift(job: Job, tmp: Path, precision: str = "config") -> dict:
     import textsift
     from textsift.config import load_config
-    from textsift.training.trainer import cpu_has_native_bf16
+    from textsift.backends.torch.trainer import cpu_has_native_bf16
 
     files = {}
     for split in ("train", "validation", "test"):

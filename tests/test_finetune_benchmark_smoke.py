@@ -34,7 +34,7 @@ def test_smoke_mode_trains_every_system_and_writes_only_its_json(tmp_path):
     assert "group_by_length" in table[2] and "fp32 (the peer)" in table[2] and "padding per batch" in table[-1]
     # textsift trains as the example config says (bf16: autocast where the CPU has native bf16, else fp32); when it
     # trained in bf16, Trainer with bf16=True is measured too, as a labelled extra row, and the verdict names it
-    from textsift.training.trainer import cpu_has_native_bf16
+    from textsift.backends.torch.trainer import cpu_has_native_bf16
 
     bf16 = cpu_has_native_bf16()
     assert result["textsift"]["precision"] == ("bf16" if bf16 else "fp32")

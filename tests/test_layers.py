@@ -144,11 +144,12 @@ def broken(sources: list[str], forbidden: tuple[str, ...]) -> dict[str, list[str
     return out
 
 
-def direct(sources: list[str], forbidden: tuple[str, ...]) -> dict[str, list[str]]:
-    """For each source module: the forbidden modules it imports itself (at its top or in a function)."""
+def direct(sources: list[str], forbidden: tuple[str, ...], g: dict | None = None) -> dict[str, list[str]]:
+    """For each source module: the forbidden modules it imports itself (at its top or in a function); ``g``: the
+    import graph to read (this package's by default)."""
     out = {}
     for m in sources:
-        top, lazy = graph()[m]
+        top, lazy = (g or graph())[m]
         hits = sorted(x for x in top | lazy if _in(x, *forbidden))
         if hits:
             out[m] = hits
@@ -169,12 +170,27 @@ EXCEPTIONS: dict[str, dict[str, str]] = {
     },
     # rule 5: the core imports a backend other than through the registry (the runtime table names them by string).
     "core_imports_a_backend": {
-        "textsift.training.trainer": "the torch loop imports the torch runtime's resolve_device (the loop itself "
-                                     "belongs in backends/torch: the move is left for later, the file being edited)",
-        "textsift.training.run": "the run builds and trains a network: torch's through training.trainer, flax's by "
-                                 "dispatching to backends.flax on config.backend (a Trainer registry would end this)",
+        "textsift.components": "the registration wiring: it imports the torch networks' modules, where the built-in "
+                               "model specs (bag, linear, cnn, lstm/gru, transformer) register",
+        "textsift.training.run": "the run chooses the backend: torch's Trainer and DDP helpers (backends.torch.trainer, "
+                                 ".distributed), flax's by dispatching to backends.flax on config.backend (a Trainer "
+                                 "registry would end this)",
+        "textsift.training.optim": "the config name of SparseAdamW ('textsift.training.optim:SparseAdamW', in configs "
+                                   "and saved model directories) resolves to backends.torch.optim's class",
+        "textsift.compression.distill": "distillation is torch-only: hidden-state and attention losses on the torch "
+                                        "transformer network",
+        "textsift.compression.prune": "structured pruning is torch-only: it slices the torch transformer's layers",
         "textsift.inference.export": "export runs the torch network's ONNX export and the onnx quantizer",
         "textsift.inference.predictor": "a torch network handed to Predictor is wrapped in the torch runtime",
+    },
+    # rule 5, the torch backend's own code: its networks, training loop, optimizer, checkpoint format and DDP helpers
+    # are imported by the torch backend itself and by the wiring that registers components or chooses a backend
+    # (TORCH_WIRING); anything else is listed here, with why.
+    "imports_torch_internals": {
+        "textsift.training.run": "the run chooses the backend (see core_imports_a_backend)",
+        "textsift.training.optim": "the config name of SparseAdamW (see core_imports_a_backend)",
+        "textsift.compression.distill": "torch-only: distills into the torch transformer network",
+        "textsift.compression.prune": "torch-only: slices the torch transformer's layers",
     },
 }
 
@@ -190,9 +206,9 @@ def _check(rule: str, found: dict[str, list[str]]) -> None:
 def test_the_graph_is_read():
     g = graph()
     assert "textsift.training.run" in g and "textsift.backends.flax.trainer" in g
-    assert "textsift.training.trainer" in g["textsift.training.run"][0]
+    assert "textsift.backends.torch.trainer" in g["textsift.training.run"][0]
     assert "textsift.components" in g["textsift.config.loader"][1]  # importlib.import_module("textsift.components")
-    assert "torch" in reach("textsift.training.trainer")
+    assert "torch" in reach("textsift.backends.torch.trainer")
 
 
 def test_rule_1_inference_loads_no_training_tuning_or_workflow():
@@ -219,8 +235,40 @@ def test_rule_5_backends_never_import_each_other(backend):
 
 
 def test_rule_5_the_core_imports_backends_only_where_listed():
-    core = [m for m in graph() if not _in(m, "textsift.backends", "textsift.models.torch")]
+    core = [m for m in graph() if not _in(m, "textsift.backends")]
     _check("core_imports_a_backend", direct(core, ("textsift.backends",)))
+
+
+#: the torch backend's own code, which no other part should need
+TORCH_INTERNALS = tuple(f"textsift.backends.torch.{m}" for m in ("networks", "trainer", "optim", "checkpoint", "distributed"))
+#: the wiring allowed to import it: the registration of the built-in components, and the CLI
+TORCH_WIRING = ("textsift.components", "textsift.cli")
+
+
+def torch_internals_imported(g: dict) -> dict[str, list[str]]:
+    """The modules outside the torch backend and its wiring that import the torch backend's internals themselves."""
+    outside = [m for m in g if not _in(m, "textsift.backends.torch", *TORCH_WIRING)]
+    return direct(outside, TORCH_INTERNALS, g)
+
+
+def test_rule_5_only_the_torch_backend_and_its_wiring_import_its_networks_and_trainer():
+    assert "textsift.backends.torch.networks.bag" in graph() and "textsift.backends.torch.trainer" in graph()
+    assert not [m for m in graph() if _in(m, "textsift.models.torch", "textsift.training.trainer")], "moved back?"
+    _check("imports_torch_internals", torch_internals_imported(graph()))
+
+
+def test_rule_5_torch_internals_check_catches_a_new_import():
+    """The check fails on an import the layout forbids: the torch trainer in data, a torch network in config."""
+    g = dict(graph())
+    top, lazy = g["textsift.data.readers"]
+    g["textsift.data.readers"] = (top | {"textsift.backends.torch.trainer"}, lazy)
+    top, lazy = g["textsift.config.schema"]
+    g["textsift.config.schema"] = (top, lazy | {"textsift.backends.torch.networks.bag"})
+    found = torch_internals_imported(g)
+    assert found["textsift.data.readers"] == ["textsift.backends.torch.trainer"]
+    assert found["textsift.config.schema"] == ["textsift.backends.torch.networks.bag"]
+    with pytest.raises(AssertionError, match="textsift.data.readers"):
+        _check("imports_torch_internals", found)
 
 
 

@@ -79,7 +79,7 @@ def test_solver_finds_scikit_learns_coefficients(classes, class_weight):
     from scipy.sparse import random as sparse_random
     from sklearn.linear_model import LogisticRegression
 
-    from textsift.models.torch.linear import _sample_weights, logistic_regression
+    from textsift.backends.torch.networks.linear import _sample_weights, logistic_regression
 
     rng = np.random.default_rng(classes)
     x = sparse_random(300, 40, density=0.2, format="csr", random_state=classes)
@@ -103,7 +103,7 @@ def test_float32_solver_lands_near_the_exact_optimum(classes):
     from scipy.special import expit, softmax
     from sklearn.linear_model import LogisticRegression
 
-    from textsift.models.torch.linear import logistic_regression
+    from textsift.backends.torch.networks.linear import logistic_regression
 
     rng = np.random.default_rng(classes)
     x = sparse_random(300, 40, density=0.2, format="csr", random_state=classes)
@@ -123,7 +123,7 @@ def test_solver_gives_the_same_model_whatever_the_thread_count():
     import torch
     from scipy.sparse import random as sparse_random
 
-    from textsift.models.torch.linear import logistic_regression
+    from textsift.backends.torch.networks.linear import logistic_regression
 
     rng = np.random.default_rng(0)
     x = sparse_random(3000, 4000, density=0.01, format="csr", random_state=1)
@@ -145,7 +145,7 @@ def test_multilabel_solver_is_one_binary_regression_per_label():
     from scipy.sparse import random as sparse_random
     from sklearn.linear_model import LogisticRegression
 
-    from textsift.models.torch.linear import logistic_regression
+    from textsift.backends.torch.networks.linear import logistic_regression
 
     rng = np.random.default_rng(0)
     x = sparse_random(200, 30, density=0.3, format="csr", random_state=1)

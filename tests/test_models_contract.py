@@ -117,7 +117,7 @@ def test_probabilities_sum_to_one_and_labels_are_named(trained):
 
 
 def test_bag_feature_dropout_keeps_offsets_consistent():
-    from textsift.models.torch.bag import BagSpec
+    from textsift.backends.torch.networks.bag import BagSpec
 
     model = BagSpec(embed_dim=4, feature_dropout=0.5).build(vocab_size=20, num_labels=2)
     ids = torch.arange(1, 13)
@@ -141,7 +141,7 @@ def test_bag_feature_dropout_keeps_offsets_consistent():
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])
 @pytest.mark.parametrize("bidirectional", [True, False])
 def test_rnn_poolings_ignore_padding(cell, pooling, bidirectional):
-    from textsift.models.torch.rnn import GruSpec, LstmSpec
+    from textsift.backends.torch.networks.rnn import GruSpec, LstmSpec
 
     spec = (LstmSpec if cell == "lstm" else GruSpec)(pooling=pooling, bidirectional=bidirectional, layers=2, embed_dim=8, hidden_size=6)
     torch.manual_seed(0)
@@ -157,7 +157,7 @@ def test_rnn_poolings_ignore_padding(cell, pooling, bidirectional):
 
 
 def test_cnn_output_does_not_depend_on_padding():
-    from textsift.models.torch.cnn import CnnSpec
+    from textsift.backends.torch.networks.cnn import CnnSpec
 
     torch.manual_seed(0)
     model = CnnSpec(embed_dim=8, channels=8, kernel_size=5).build(vocab_size=30, num_labels=3).eval()

@@ -19,7 +19,7 @@ from conftest import tiny_config
 PLUGIN = textwrap.dedent('''
     from typing import Literal
     import torch
-    from textsift.models.torch.bag import BagClassifier, BagSpec
+    from textsift.backends.torch.networks.bag import BagClassifier, BagSpec
 
     class TinyBag(BagSpec):
         """A user's model: the bag model with a fixed, small embedding."""
@@ -80,7 +80,7 @@ def test_component_by_entry_point(tmp_path, tiny_jsonl):
 
 
 def test_imports_setting_registers_components(tmp_path, tiny_jsonl):
-    source = ("from typing import Literal\nfrom textsift import registry\nfrom textsift.models.torch.bag import BagSpec\n"
+    source = ("from typing import Literal\nfrom textsift import registry\nfrom textsift.backends.torch.networks.bag import BagSpec\n"
               "@registry.models.register('bag_c')\nclass BagC(BagSpec):\n    type: Literal['bag_c'] = 'bag_c'\n")
     with user_plugin(tmp_path, "user_models_c", "bag_c", entry_point=False, source=source):
         config = resolve({"imports": ["user_models_c"], "data": {"train": str(tiny_jsonl)}, "model": "bag_c"})
@@ -92,7 +92,7 @@ def test_bad_import_paths_are_clear():
     with pytest.raises(RegistryError, match="Cannot import module 'no_such_module'"):
         registry.models.get("no_such_module:Model")
     with pytest.raises(RegistryError, match="has no attribute 'Nope'"):
-        registry.models.get("textsift.models.torch.bag:Nope")
+        registry.models.get("textsift.backends.torch.networks.bag:Nope")
 
 
 def test_a_registered_name_cannot_be_taken_twice():

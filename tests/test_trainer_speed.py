@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from textsift.config.schema import OptimizerConfig, TrainerConfig
-from textsift.training.trainer import Trainer
+from textsift.backends.torch.trainer import Trainer
 
 
 def _optimizer(model: torch.nn.Module, **optimizer) -> torch.optim.Optimizer:
@@ -48,7 +48,7 @@ def test_the_fused_update_is_the_per_tensor_update():
 
 def test_a_transformers_layer_rates_reach_the_optimizer(tiny_bert):
     """model.layer_lr_decay and head_lr were documented, computed by the model, and not passed to the optimizer."""
-    from textsift.models.torch.transformer import TransformerSpec
+    from textsift.backends.torch.networks.transformer import TransformerSpec
 
     spec = TransformerSpec(pretrained=str(tiny_bert), layer_lr_decay=0.5, head_lr=1e-2)
     model = spec.build(vocab_size=0, num_labels=2)

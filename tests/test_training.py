@@ -14,11 +14,11 @@ import torch
 import yaml
 
 import textsift
+from textsift.backends.torch.optim import SparseAdamW
 from textsift.config import EarlyStoppingConfig, resolve
 from textsift.errors import CheckpointError, ConfigError
 from textsift.training.callbacks import EarlyStopping, TrainerState
 from textsift.training.losses import class_weights
-from textsift.training.optim import SparseAdamW
 from textsift.training.schedulers import ConstantSchedule, CosineSchedule, LinearSchedule
 
 from conftest import TINY, assert_only_safe_files, tiny_config, write_jsonl
@@ -79,7 +79,7 @@ def test_early_stopping_stops_training_and_restores_best(tiny_jsonl):
 def test_batch_size_auto_lets_the_model_choose_from_the_data(tmp_path, caplog):
     import logging
 
-    from textsift.models.torch.bag import BagSpec
+    from textsift.backends.torch.networks.bag import BagSpec
 
     rows = [{"text": f"{t} {i}", "label": l} for i in range(10) for t, l in TINY]  # 160 examples, 144 to train on
     data = write_jsonl(tmp_path / "d.jsonl", rows)
@@ -141,6 +141,30 @@ def test_sparse_adamw_matches_adam_on_dense_and_sparse_adam_on_sparse():
     torch.testing.assert_close(sp_a.weight, sp_b.weight)
 
 
+def test_the_config_name_of_sparse_adamw_resolves_merges_and_reloads_after_its_move(tiny_jsonl, tmp_path):
+    """SparseAdamW lives in textsift.backends.torch.optim; configs, the bag's recommended settings and saved model
+    directories name it 'textsift.training.optim:SparseAdamW', which must keep resolving to that class, keep merging
+    over the recommendation (a mapping of another type would replace it, dropping sparse_eps) and keep loading."""
+    from textsift.modeldir import load_config_from
+    from textsift.registry import import_path
+    from textsift.training import optim
+
+    assert import_path(optim.CONFIG_NAME) is SparseAdamW
+    with pytest.raises(AttributeError, match="SPARSE_CAPABLE"):
+        optim.SPARSE_CAPABLE  # the config name only, not a second copy of the module
+    raw = tiny_config(tiny_jsonl, trainer__epochs=1)
+    raw["trainer"]["optimizer"] = {"type": optim.CONFIG_NAME, "lr": 0.1}
+    config = resolve(raw)
+    assert config.trainer.optimizer.model_extra == {"sparse_eps": 0.2}  # merged over bag's recommended optimizer
+    result = textsift.train(config, tmp_path / "run")
+    saved = yaml.safe_load((result.model_dir / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["trainer"]["optimizer"]["type"] == optim.CONFIG_NAME
+    assert load_config_from(result.model_dir).trainer.optimizer.type == optim.CONFIG_NAME
+    texts = ["happy film", "sad end"]
+    np.testing.assert_array_equal(textsift.load(result.model_dir).predict(texts).probabilities,
+                                  result.predictor.predict(texts).probabilities)
+
+
 def test_sparse_model_with_a_dense_only_optimizer_is_a_clear_error(tiny_jsonl):
     raw = tiny_config(tiny_jsonl, trainer__epochs=1)
     raw["trainer"]["optimizer"] = {"type": "torch.optim:AdamW"}
@@ -200,7 +224,7 @@ def test_every_file_of_a_run_appears_by_an_atomic_rename(tiny_jsonl, tmp_path, m
 
 
 def test_a_crash_while_saving_leaves_the_old_checkpoint_and_model_directory(tiny_jsonl, tmp_path, monkeypatch):
-    from textsift.training import checkpoint as ckpt
+    from textsift.backends.torch import checkpoint as ckpt
 
     run = tmp_path / "run"
     result = textsift.train(resolve(tiny_config(tiny_jsonl, trainer__epochs=1)), run)
@@ -386,7 +410,7 @@ def test_checkpoints_at_epoch_ends_follow_the_time_rule_and_always_at_the_end(ti
                                                                                saved_at_epochs):
     """An epoch's end saves only once trainer.checkpoint_every_s have passed (0: every epoch); the end of training
     always saves (the final state, before the best weights are restored), so --resume with more epochs continues."""
-    from textsift.training.trainer import Trainer
+    from textsift.backends.torch.trainer import Trainer
 
     steps: list[int] = []
     real = Trainer.save_checkpoint
@@ -405,7 +429,7 @@ def test_checkpoints_at_epoch_ends_follow_the_time_rule_and_always_at_the_end(ti
 
 
 def test_sparse_gradients_with_repeated_or_unsorted_rows_are_summed_and_unique_ones_kept_as_they_are():
-    from textsift.training.optim import _coalesced
+    from textsift.backends.torch.optim import _coalesced
 
     def grad(rows):
         return torch.sparse_coo_tensor(torch.tensor([rows]), torch.ones(len(rows), 2), (6, 2))

@@ -12,7 +12,7 @@ import textsift
 from textsift.batching import EncodedDataset
 from textsift.config import resolve
 from textsift.data.example import Example
-from textsift.training.trainer import Trainer
+from textsift.backends.torch.trainer import Trainer
 
 from conftest import TINY, assert_only_safe_files, tiny_config, write_jsonl
 
@@ -126,7 +126,7 @@ def test_four_micro_batches_of_8_equal_one_batch_of_32(tiny_bert, tmp_path):
 
 
 def test_out_of_memory_halves_the_micro_batch(tiny_bert, tmp_path, caplog, monkeypatch):
-    from textsift.models.torch.transformer import TransformerClassifier
+    from textsift.backends.torch.networks.transformer import TransformerClassifier
 
     real_forward = TransformerClassifier.forward
 
@@ -198,7 +198,7 @@ def test_bad_encoder_path_is_a_clear_error(tiny_jsonl, tmp_path):
 @pytest.mark.parametrize("native_bf16", [False, True])
 def test_precision_bf16_on_cpu_is_autocast_only_where_the_cpu_has_bf16(tiny_bert, tiny_jsonl, caplog, monkeypatch, native_bf16):
     """bf16 on a CPU: autocast where the CPU computes bf16 natively (avx512_bf16/AMX), fp32 where torch would emulate it."""
-    import textsift.training.trainer as trainer_module
+    import textsift.backends.torch.trainer as trainer_module
 
     monkeypatch.setattr(trainer_module, "cpu_has_native_bf16", lambda: native_bf16)
     raw = tiny_config(tiny_jsonl, "transformer", trainer__epochs=1, trainer__precision="bf16")

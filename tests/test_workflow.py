@@ -83,7 +83,7 @@ def _model_module(directory: Path, name: str, body: str) -> Path:
     file.write_text(textwrap.dedent(f"""
         from typing import Literal
         from textsift import registry
-        from textsift.models.torch.bag import BagSpec
+        from textsift.backends.torch.networks.bag import BagSpec
 
 
         @registry.models.register("{name}")
@@ -118,12 +118,12 @@ def test_model_source_edits_miss_but_comments_and_formatting_hit(tmp_path, monke
 
 
 def test_textsift_code_used_by_a_component_is_followed(tmp_path):
-    from textsift.models.torch.bag import BagSpec
+    from textsift.backends.torch.networks.bag import BagSpec
 
     keys = code_fingerprints([BagSpec])
     # the spec builds BagClassifier, which uses _GatherRows; the head comes from another module
-    assert {"textsift.models.torch.bag:BagSpec", "textsift.models.torch.bag:BagClassifier", "textsift.models.torch.bag:_GatherRows"} <= set(keys)
-    assert any(k.startswith("textsift.models.torch.heads:") for k in keys)
+    assert {"textsift.backends.torch.networks.bag:BagSpec", "textsift.backends.torch.networks.bag:BagClassifier", "textsift.backends.torch.networks.bag:_GatherRows"} <= set(keys)
+    assert any(k.startswith("textsift.backends.torch.networks.heads:") for k in keys)
     assert not any(k.startswith("torch.") for k in keys)  # installed packages are covered by versions
 
 

@@ -2,11 +2,11 @@
 
 import textsift.data.generators  # noqa: F401
 import textsift.data.readers  # noqa: F401
-import textsift.models.torch.bag  # noqa: F401
-import textsift.models.torch.cnn  # noqa: F401
-import textsift.models.torch.linear  # noqa: F401
-import textsift.models.torch.rnn  # noqa: F401
-import textsift.models.torch.transformer  # noqa: F401
+import textsift.backends.torch.networks.bag  # noqa: F401
+import textsift.backends.torch.networks.cnn  # noqa: F401
+import textsift.backends.torch.networks.linear  # noqa: F401
+import textsift.backends.torch.networks.rnn  # noqa: F401
+import textsift.backends.torch.networks.transformer  # noqa: F401
 import textsift.text.ngrams  # noqa: F401
 import textsift.text.pretrained  # noqa: F401
 import textsift.text.subword  # noqa: F401

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from textsift.training import distributed
-from textsift.training import trainer as trainer_module
+from textsift.backends.torch import distributed
+from textsift.backends.torch import trainer as trainer_module
 
 record: dict[str, Any] = {"steps": [], "gathered": []}
 current: dict[str, Any] | None = None

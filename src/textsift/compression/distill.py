@@ -220,7 +220,7 @@ def student_from_teacher(teacher: nn.Module, layers: Sequence[int], spec: Any, l
                          tokenizer: Any) -> nn.Module:
     """A transformer classifier with the teacher's embeddings, the teacher layers ``layers`` (in that order) and the
     teacher's head (output rows in the student's label order: ``label_order[i]`` is the teacher's index of label i)."""
-    from textsift.models.torch.transformer import TransformerClassifier
+    from textsift.backends.torch.networks.transformer import TransformerClassifier
 
     check_layers("distill.init_from_teacher_layers", layers, len(encoder_layers(teacher)))
     encoder = copy.deepcopy(teacher.encoder)

@@ -25,7 +25,7 @@ from torch import nn
 from textsift.batching import EncodedDataset, collate, eval_batches
 from textsift.compression.distill import encoder_layers
 from textsift.errors import ConfigError
-from textsift.models.torch.transformer import slice_layer
+from textsift.backends.torch.networks.transformer import slice_layer
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""Models: specs (settings) and their networks, one module per family."""
+"""Models, backend-neutral: what every model spec provides (:class:`ModelSpec`, the head's settings).
+
+The built-in specs (bag, linear, cnn, lstm/gru, transformer) sit beside the torch networks they build, in
+``textsift.backends.torch.networks``; the flax backend builds its own networks from the same settings.
+"""
 
 from textsift.models.base import HeadSpec, ModelSpec
 

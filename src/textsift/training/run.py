@@ -38,8 +38,8 @@ from textsift.errors import ConfigError
 from textsift.modeldir import save_model_dir
 from textsift.inference.predictor import Predictor
 from textsift.training.callbacks import Callback, MetricsLog, PeriodicCheckpoint, TrainerState
-from textsift.training import distributed
-from textsift.training.trainer import Trainer, resolve_device
+from textsift.backends.torch import distributed
+from textsift.backends.torch.trainer import Trainer, resolve_device
 from textsift.util import atomic_write_text, file_fingerprint, seed_everything
 
 logger = logging.getLogger(__name__)

@@ -180,9 +180,9 @@ class RnnForExport(nn.Module):
 
 def exportable(model: nn.Module) -> nn.Module:
     """The module torch.onnx.export traces for ``model``: a rewrite for export, or the network itself."""
-    from textsift.models.torch.bag import BagClassifier
-    from textsift.models.torch.linear import LinearClassifier
-    from textsift.models.torch.rnn import RnnClassifier
+    from textsift.backends.torch.networks.bag import BagClassifier
+    from textsift.backends.torch.networks.linear import LinearClassifier
+    from textsift.backends.torch.networks.rnn import RnnClassifier
 
     if isinstance(model, BagClassifier):
         return BagForExport(model).eval()

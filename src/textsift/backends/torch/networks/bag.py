@@ -11,7 +11,7 @@ from torch import nn
 
 from textsift import registry
 from textsift.models.base import ModelSpec
-from textsift.models.torch.heads import ClassificationHead, TorchClassifier
+from textsift.backends.torch.networks.heads import ClassificationHead, TorchClassifier
 
 
 @registry.models.register("bag")

@@ -24,7 +24,7 @@ from torch import nn
 
 from textsift import registry
 from textsift.models.base import ModelSpec
-from textsift.models.torch.heads import TorchClassifier
+from textsift.backends.torch.networks.heads import TorchClassifier
 
 logger = logging.getLogger(__name__)
 

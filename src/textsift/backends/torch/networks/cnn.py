@@ -10,7 +10,7 @@ from torch import nn
 
 from textsift import registry
 from textsift.models.base import SEQUENCE_MODEL_RECOMMENDED, Activation, ModelSpec
-from textsift.models.torch.heads import ACTIVATIONS, ClassificationHead, TorchClassifier
+from textsift.backends.torch.networks.heads import ACTIVATIONS, ClassificationHead, TorchClassifier
 
 
 @registry.models.register("cnn")

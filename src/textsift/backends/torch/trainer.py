@@ -19,10 +19,10 @@ from textsift.config.schema import TrainerConfig
 from textsift.errors import ConfigError
 from textsift.evaluation.metrics import classification_metrics, multilabel_metrics
 from textsift.registry import import_path
-from textsift.training import checkpoint as ckpt
-from textsift.training import distributed
+from textsift.backends.torch import checkpoint as ckpt
+from textsift.backends.torch import distributed
 from textsift.training.callbacks import Callback, EarlyStopping, TrainerState, is_better
-from textsift.training.optim import SPARSE_CAPABLE
+from textsift.backends.torch.optim import SPARSE_CAPABLE
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from textsift import registry
 from textsift.models.base import SEQUENCE_MODEL_RECOMMENDED, ModelSpec
-from textsift.models.torch.heads import ClassificationHead, TorchClassifier
+from textsift.backends.torch.networks.heads import ClassificationHead, TorchClassifier
 
 
 class RnnSpec(ModelSpec):

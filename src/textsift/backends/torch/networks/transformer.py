@@ -13,7 +13,7 @@ from torch import nn
 from textsift import registry
 from textsift.errors import ConfigError, ModelDirError
 from textsift.models.base import ModelSpec
-from textsift.models.torch.heads import ClassificationHead, TorchClassifier
+from textsift.backends.torch.networks.heads import ClassificationHead, TorchClassifier
 
 _LAYER = re.compile(r"\.layers?\.(\d+)\.")
 
