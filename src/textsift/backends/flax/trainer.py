@@ -77,7 +77,7 @@ def _clip_all(g_rows: Any, g_rest: Any, clip: float | None) -> tuple[Any, Any]:
 class FlaxTrainer:
     """Trains an NNX network (from :func:`~textsift.backends.flax.networks.build_network`) with the trainer settings.
 
-    The same constructor and ``fit`` as the torch :class:`~textsift.training.trainer.Trainer`; ``loss_fn`` is a
+    The same constructor and ``fit`` as the torch :class:`~textsift.backends.torch.trainer.Trainer`; ``loss_fn`` is a
     :class:`~textsift.backends.flax.optim.Loss`. ``devices``: the devices of the ``data`` mesh (all local ones).
     ``gather_rows``: the bag's SparseAdamW updates the rows a batch uses (False: the same update computed over the
     whole table, as a check).
