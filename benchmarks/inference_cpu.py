@@ -166,10 +166,16 @@ def one_line_seconds(model_dir: Path, runtime: str, repeat: int = 5) -> float:
 def quantization_text(how: dict | None) -> str:
     if not how:
         return "settings not recorded"
-    if how.get("activations") == "per_token":
+    if how.get("activations") == "auto" and how.get("calibration_batches"):
+        return (f"weights int8 per output channel; activations int8 with one scale per token for the {how['per_token_matmuls']} "
+                f"products with weights whose calibration tokens have outliers (largest token > {how['outlier_ratio']:g}x the "
+                f"median token's, on {how['calibration_batches']} batches of {Path(how.get('calibration_file', '?')).name}), one per "
+                f"tensor for the other {how['per_tensor_matmuls']}; embedding tables one scale per row ({how['per_row_tables']} "
+                f"tables); reduce_range {how['reduce_range']} (textsift export --quantize int8, the default --int8-activations auto)")
+    if how.get("activations") in ("per_token", "auto"):
         return (f"weights int8 per output channel; activations int8 with one scale per token ({how['per_token_matmuls']} "
                 f"products with weights) and embedding tables one scale per row ({how['per_row_tables']} tables); "
-                f"reduce_range {how['reduce_range']} (textsift export --quantize int8, the default --int8-activations per_token)")
+                f"reduce_range {how['reduce_range']} (textsift export --quantize int8, --int8-activations " + how['activations'] + ")")
     return f"ONNX Runtime's dynamic quantization, one scale per activation tensor ({how})"
 
 

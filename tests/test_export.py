@@ -66,12 +66,14 @@ def test_export_writes_checked_graphs_and_a_manifest(exported):
     assert set(manifest["files"]) == {"model.onnx", "model.int8.onnx"}
     assert manifest["files"]["model.onnx"]["parity_max_probability_diff"] <= 1e-4
     quantization = manifest["files"]["model.int8.onnx"]["quantization"]
-    assert quantization["per_channel"] is True and quantization["activations"] == "per_token"
-    # the embedding tables get a scale per row; the matrix products with weights, a scale per token
+    assert quantization["per_channel"] is True and quantization["activations"] == "auto"
+    # calibrated on the texts of the model's own data file (it has no validation file), 2 batches of its 12 texts
+    assert Path(quantization["calibration_file"]).name == "tiny.jsonl" and quantization["calibration_batches"] >= 1
     # every embedding table gets a scale per row (linear: its weights and bias tables); the transformer's products
-    # with weight matrices (6 per layer, 2 layers), a scale per token
+    # with weight matrices (6 per layer, 2 layers) a scale per token or per tensor, as their calibration tokens say
     assert quantization["per_row_tables"] == {"linear": 2, "transformer": 3}.get(name, 1), quantization
-    assert quantization["per_token_matmuls"] == (12 if name == "transformer" else 0), quantization
+    products = quantization["per_token_matmuls"] + quantization["per_tensor_matmuls"]
+    assert products == (12 if name == "transformer" else 0), quantization
     assert not [p for p in model_dir.iterdir() if p.name.startswith(".")]  # no temporary files left
     import onnx
 
@@ -160,6 +162,10 @@ def test_predict_and_evaluate_choose_the_runtime(export_of, tmp_path):
     assert runtimes["auto"] == "onnx-int8" and runtimes["available"] == ["onnx-int8", "onnx", "torch"]
     assert runtimes["onnx"]["current"] and runtimes["onnx"]["files"]["model.int8.onnx"]["quantization"]["method"] == "dynamic"
     assert {"model.onnx", "model.int8.onnx", "onnx.json"} <= set(info["files"])
+    text = " ".join(runner.invoke(app, ["inspect", str(model_dir)], terminal_width=400).stdout.split())
+    quantization = runtimes["onnx"]["files"]["model.int8.onnx"]["quantization"]
+    assert (f"activations: {quantization['per_token_matmuls']} products per token, {quantization['per_tensor_matmuls']} per "
+            "tensor (auto, calibrated on tiny.jsonl)") in text, text
 
 
 def one_line_error(*args: str) -> str:
@@ -193,7 +199,11 @@ def test_bad_model_directories_and_graphs_are_one_line_errors(export_of, tmp_pat
     assert "--format: expected one of onnx" in one_line_error("export", str(source), "--format", "tflite")
     assert "--quantize: expected one of int8" in one_line_error("export", str(source), "--quantize", "int4")
     message = one_line_error("export", str(source), "--quantize", "int8", "--int8-activations", "per_row")
-    assert "--int8-activations: expected one of per_token, per_tensor, got 'per_row'" in message
+    assert "--int8-activations: expected one of auto, per_token, per_tensor, got 'per_row'" in message
+    message = one_line_error("export", str(source), "--quantize", "int8", "--int8-calibration", str(model_dir / "nowhere.csv"))
+    assert "--int8-calibration" in message and "nowhere.csv: no such file" in message
+    message = one_line_error("export", str(source), "--int8-calibration", str(source / "config.yaml"))
+    assert "--int8-calibration is for --quantize int8" in message
     assert not [p for p in model_dir.iterdir() if p.name.startswith(".")]
 
 
@@ -248,3 +258,22 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "sklearn", "
              or m.startswith(("textsift.training", "textsift.tuning", "textsift.workflow"))))
 """
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_int8_calibrates_on_the_file_given_or_quantizes_every_product_per_token_without_one(export_of, tmp_path):
+    import yaml
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(export_of("transformer"), model_dir)
+    texts = write_jsonl(tmp_path / "calibration.jsonl", [{"text": t} for t in TEXTS])  # texts alone: no labels needed
+    quantization = export_model_dir(model_dir, quantize="int8", calibration=texts)["files"]["model.int8.onnx"]["quantization"]
+    assert quantization["calibration_file"] == str(texts) and quantization["calibration_batches"] == 1
+    config = yaml.safe_load((model_dir / "config.yaml").read_text())
+    for split in ("train", "validation", "test"):  # the data the model was trained on is gone from this machine
+        if config["data"].get(split):
+            config["data"][split] = str(tmp_path / "gone" / f"{split}.jsonl")
+    (model_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    quantization = export_model_dir(model_dir, quantize="int8")["files"]["model.int8.onnx"]["quantization"]
+    assert quantization["calibration_batches"] == 0 and "calibration_file" not in quantization
+    assert quantization["per_token_matmuls"] == 12 and "per_tensor_matmuls" not in quantization
+    assert len(textsift.load(model_dir, runtime="onnx-int8").predict(TEXTS).labels) == len(TEXTS)

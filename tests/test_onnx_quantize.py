@@ -12,7 +12,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from textsift.backends.onnx.quantize import per_row_gathers, per_token_matmuls, quantize_int8  # noqa: E402
+from textsift.backends.onnx.quantize import OUTLIER_RATIO, outlier_ratios, per_row_gathers, per_token_matmuls, quantize_int8  # noqa: E402
 
 K, N = 64, 48
 
@@ -96,7 +96,7 @@ def test_per_row_tables_keep_small_rows_exact_beside_large_ones():
 def test_quantize_int8_records_its_settings_and_keeps_the_old_mode(outlier_batch, tmp_path):
     x, w = outlier_batch
     onnx.save(matmul_graph(w), str(tmp_path / "fp32.onnx"))
-    token = quantize_int8(tmp_path / "fp32.onnx", tmp_path / "token.onnx", reduce_range=False)
+    token = quantize_int8(tmp_path / "fp32.onnx", tmp_path / "token.onnx", reduce_range=False, activations="per_token")
     assert token == {"method": "dynamic", "weight_type": "int8", "per_channel": True, "reduce_range": False,
                      "activations": "per_token", "per_token_matmuls": 1, "per_row_tables": 0}
     tensor = quantize_int8(tmp_path / "fp32.onnx", tmp_path / "tensor.onnx", reduce_range=False, activations="per_tensor")
@@ -104,5 +104,39 @@ def test_quantize_int8_records_its_settings_and_keeps_the_old_mode(outlier_batch
     ops = {n.op_type for n in onnx.load(str(tmp_path / "tensor.onnx")).graph.node}
     assert "DynamicQuantizeLinear" in ops  # ONNX Runtime's dynamic quantization, as before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fp32.onnx", "tensor.onnx", "token.onnx"]  # no temporary files
-    with pytest.raises(ValueError, match="activations: expected one of per_token, per_tensor, got 'per_row'"):
+    with pytest.raises(ValueError, match="activations: expected one of auto, per_token, per_tensor, got 'per_row'"):
         quantize_int8(tmp_path / "fp32.onnx", tmp_path / "x.onnx", activations="per_row")
+
+
+def two_products_graph(k: int = K) -> onnx.ModelProto:
+    """Y = X @ W and V = U @ W, with an unused ``lengths`` input as textsift's padded graphs have."""
+    w = np.random.default_rng(2).normal(0, 0.1, (k, N)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["X", "W"], ["Y"], name="outliers"), helper.make_node("MatMul", ["U", "W"], ["V"], name="plain")]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["b", "l", k]) for n in ("X", "U")]
+    inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT64, ["b"]))
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["b", "l", N]) for n in ("Y", "V")]
+    graph = helper.make_graph(nodes, "g", inputs, outputs, [numpy_helper.from_array(w, "W")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_auto_quantizes_per_token_only_the_products_whose_calibration_tokens_have_outliers(outlier_batch, tmp_path):
+    x, _ = outlier_batch  # token 0 of each text carries a value 40 where the others stay near 1-3
+    u = np.random.default_rng(3).normal(0, 1, x.shape).astype(np.float32)
+    u[:, 5:, :] = 500.0  # huge values, but only on padded positions (each text has 5 tokens): not outliers
+    lengths = np.full(len(x), 5, np.int64)
+    onnx.save(two_products_graph(), str(tmp_path / "fp32.onnx"))
+    batches = [{"X": x, "U": u, "lengths": lengths}]
+    ratios = outlier_ratios(tmp_path / "fp32.onnx", batches)
+    assert ratios["outliers"] > 10 and ratios["plain"] < 2.5, ratios
+    settings = quantize_int8(tmp_path / "fp32.onnx", tmp_path / "auto.onnx", reduce_range=False, calibration=batches)
+    assert settings["activations"] == "auto" and settings["outlier_ratio"] == OUTLIER_RATIO
+    assert settings["per_token_matmuls"] == 1 and settings["per_tensor_matmuls"] == 1 and settings["calibration_batches"] == 1
+    graph = onnx.load(str(tmp_path / "auto.onnx")).graph
+    assert {n.name for n in graph.node if n.op_type == "MatMulIntegerToFloat" and n.name.startswith("textsift_q")} == {"textsift_q0_mm"}
+    assert "DynamicQuantizeLinear" in {n.op_type for n in graph.node}  # the plain product: ONNX Runtime's per-tensor
+    y, v = run(tmp_path / "auto.onnx", X=x, U=np.random.default_rng(4).normal(0, 1, x.shape).astype(np.float32), lengths=lengths)
+    expected = x @ numpy_helper.to_array(two_products_graph().graph.initializer[0])
+    assert np.abs(y - expected)[:, 1:].max() / np.abs(expected[:, 1:]).max() < 0.02  # the outlier token spares the rest
+    # without calibration batches, every product per token (the accurate choice)
+    none = quantize_int8(tmp_path / "fp32.onnx", tmp_path / "none.onnx", reduce_range=False)
+    assert none["per_token_matmuls"] == 2 and none["calibration_batches"] == 0 and "per_tensor_matmuls" not in none

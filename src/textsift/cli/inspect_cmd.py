@@ -64,6 +64,20 @@ def describe(model_dir: Path) -> dict:
     }
 
 
+def _activations(how: dict) -> str:
+    """How an int8 graph quantizes its activations, for inspect (graphs exported before ``auto`` say less)."""
+    mode = how.get("activations")
+    if mode is None:
+        return ""
+    per_token, per_tensor = how.get("per_token_matmuls"), how.get("per_tensor_matmuls")
+    if mode == "auto" and per_tensor is not None:
+        source = Path(str(how.get("calibration_file", "?"))).name
+        return f", activations: {per_token} products per token, {per_tensor} per tensor (auto, calibrated on {source})"
+    if per_token is not None:
+        return f", activations: per token ({per_token} products{', no calibration texts' if mode == 'auto' else ''})"
+    return f", activations: {mode.replace('_', ' ')}"
+
+
 @app.command("inspect")
 @handle_errors
 def inspect_model(
@@ -98,7 +112,7 @@ def inspect_model(
         for name, graph in onnx["files"].items():
             how = graph.get("quantization")
             quantization = (f", {how.get('method')} {how.get('weight_type')} quantization, per channel: {how.get('per_channel')}, "
-                            f"reduce range: {how.get('reduce_range')}") if isinstance(how, dict) else ""
+                            f"reduce range: {how.get('reduce_range')}{_activations(how)}") if isinstance(how, dict) else ""
             console.print(f"  {name}: {graph.get('precision')}, {graph.get('bytes', 0) / 1e6:.2f} MB{quantization}",
                           markup=False, highlight=False)
         if not onnx["current"]:

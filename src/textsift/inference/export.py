@@ -46,10 +46,43 @@ def read_manifest(model_dir: Path) -> dict[str, Any] | None:
     return manifest
 
 
+#: how many texts int8's ``auto`` activations are calibrated on (spread over the file)
+CALIBRATION_TEXTS = 256
+
+
+def calibration_batches(config: Any, tokenizer: Any, input_format: str, file: str | Path | None = None,
+                        limit: int = CALIBRATION_TEXTS) -> tuple[list[dict[str, Any]], str | None]:
+    """Input batches for int8 calibration and the file they came from: ``file``, or else the model's own validation
+    file, or else its training file, when its config names one that is still on disk (none: ``[]``, None)."""
+    from textsift.batching import EncodedDataset, collate, eval_batches
+    from textsift.data.readers import reader_for_file
+
+    if file is not None:
+        candidates = [Path(file)]
+    else:
+        candidates = [Path(s) for s in (config.data.validation, config.data.train) if isinstance(s, (str, Path)) and Path(s).is_file()]
+    for path in candidates:
+        try:
+            examples = reader_for_file(config.data.reader, path).read(path, require_labels=False)
+        except Exception:
+            if file is not None:
+                raise
+            logger.info("%s: not readable for int8 calibration; trying the next file", path)
+            continue
+        examples = examples[:: max(1, len(examples) // limit)][:limit]
+        if not examples:
+            continue
+        data = EncodedDataset(tokenizer.encode(examples), None)
+        return [collate(data.ids, index, input_format) for index in eval_batches(data.ids.lengths, 32)], str(path)
+    return [], None
+
+
 def export_model_dir(path: str | Path, *, format: str = "onnx", quantize: str | None = None,
-                     activations: str = "per_token") -> dict[str, Any]:
+                     activations: str = "auto", calibration: str | Path | None = None) -> dict[str, Any]:
     """Export the model directory ``path`` (see the module docstring); returns the manifest written. ``activations``:
-    how int8 quantizes activations, ``per_token`` or ``per_tensor`` (see ``textsift.backends.onnx.quantize``)."""
+    how int8 quantizes activations, ``auto``, ``per_token`` or ``per_tensor`` (see ``textsift.backends.onnx.quantize``);
+    ``calibration``: a data file whose texts ``auto`` calibrates on (default: the model's validation, else training
+    file, when still on disk)."""
     from textsift.backends.onnx import GRAPHS, MANIFEST
     from textsift.modeldir import check_model_dir, load_config_from, load_labels, load_network, load_tokenizer
 
@@ -61,6 +94,13 @@ def export_model_dir(path: str | Path, *, format: str = "onnx", quantize: str | 
 
     if activations not in ACTIVATIONS:
         raise ConfigError(f"--int8-activations: expected one of {', '.join(ACTIVATIONS)}, got {activations!r}.")
+    if calibration is not None:
+        if quantize != "int8" or activations != "auto":
+            raise ConfigError("--int8-calibration is for --quantize int8 with --int8-activations auto (the default); "
+                              "add --quantize int8, or leave --int8-calibration out.")
+        if not Path(calibration).is_file():
+            raise ConfigError(f"--int8-calibration {calibration}: no such file. Give a data file of texts (CSV, TSV, "
+                              "JSON Lines, Parquet), or leave it out to calibrate on the model's own validation data.")
     from textsift.util import require_extra
 
     require_extra("onnx", PACKAGES, "export to ONNX")
@@ -99,7 +139,20 @@ def export_model_dir(path: str | Path, *, format: str = "onnx", quantize: str | 
         logger.info("Exported %s in %.1f s (probabilities within %.1e of torch)", fp32.name, time.perf_counter() - started, diff)
         if quantize == "int8":
             int8 = tmp / GRAPHS["int8"]
-            settings = quantize_int8(fp32, int8, activations=activations)
+            batches, source_file = [], None
+            if activations == "auto":
+                import onnx
+
+                from textsift.backends.onnx.runtime import INPUT_FORMATS
+
+                names = tuple(i.name for i in onnx.load(str(fp32), load_external_data=False).graph.input)
+                batches, source_file = calibration_batches(config, tokenizer, INPUT_FORMATS[names], calibration)
+                if not batches:
+                    logger.info("No calibration texts (the model's data files are not on disk; --int8-calibration FILE gives "
+                                "some): every int8 product quantizes its activations per token (accurate, slower)")
+            settings = quantize_int8(fp32, int8, activations=activations, calibration=batches)
+            if source_file is not None:
+                settings["calibration_file"] = source_file
             manifest["files"][int8.name] = {"precision": "int8", "bytes": int8.stat().st_size, "quantization": settings}
             logger.info("Quantized %s: %.1f MB -> %.1f MB", int8.name, fp32.stat().st_size / 1e6, int8.stat().st_size / 1e6)
         elif previous is not None and previous.get("source", {}).get("fingerprint") == source and GRAPHS["int8"] in previous["files"]:
