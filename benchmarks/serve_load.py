@@ -83,10 +83,11 @@ def free_port() -> int:
 class Server:
     def __init__(self, model: Path, runtime: str, mode: str, log: Path) -> None:
         self.port = free_port()
+        extra = shlex.split(os.environ.get("SERVE_LOAD_SERVER_ARGS", ""))  # e.g. --gil-switch-ms 5 (set by --server-args)
         env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "textsift", "serve", str(model), "--port", str(self.port), "--runtime", runtime,
-             "--num-threads", str(THREADS), "--no-access-log", "--max-queue", "100000", *MODES[mode]],
+             "--num-threads", str(THREADS), "--no-access-log", "--max-queue", "100000", *MODES[mode], *extra],
             stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         self.log = log
 
@@ -315,6 +316,7 @@ def main() -> None:
     parser.add_argument("--clients", default="1,8,32,64")
     parser.add_argument("--runtimes", default="torch,onnx-int8")
     parser.add_argument("--models", default="bag,minilm")
+    parser.add_argument("--server-args", default="", help="More options for every `textsift serve`, e.g. '--gil-switch-ms 5'.")
     parser.add_argument("--no-write", action="store_true", help="Print only; BENCHMARKS.md and results/ stay as they are.")
     parser.add_argument("--rewrite", action="store_true", help="Only rewrite the BENCHMARKS.md section from results/serve_load.json.")
     args = parser.parse_args()
@@ -324,6 +326,7 @@ def main() -> None:
         write_section("serve_load", markdown(result, result["command"]))
         return
     WORK.mkdir(parents=True, exist_ok=True)
+    os.environ["SERVE_LOAD_SERVER_ARGS"] = args.server_args
     wanted = args.models.split(",")
     models = {}
     if "bag" in wanted:

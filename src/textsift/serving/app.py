@@ -66,9 +66,9 @@ class ServeSettings(BaseModel):
     cors_origins: tuple[str, ...] = ()
     num_threads: int | None = Field(None, ge=1, description="CPU threads of the runtime (default: its own).")
     gil_switch_ms: float | None = Field(
-        0.5, gt=0, description="Python's thread switch interval in each server process (sys.setswitchinterval; None: "
-        "Python's 5 ms). The event loop and the batch thread share the GIL: a forward pass takes it back after each "
-        "operator, and with a busy event loop waited up to the whole interval each time.")
+        None, gt=0, description="Python's thread switch interval in each server process (sys.setswitchinterval; None, the "
+        "default: Python's 5 ms). The event loop and the batch thread share the GIL; 0.5 ms measured no faster than 5 "
+        "under 32 clients (BENCHMARKS.md, serving under load).")
 
 
 def read_api_key(path: Path) -> str:
