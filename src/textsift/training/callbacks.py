@@ -44,6 +44,31 @@ class TrainerState:
     epoch_loss_sum: float = 0.0  # training loss over the current epoch's batches so far (kept across a resume)
     epoch_loss_batches: int = 0
 
+    def begin_epoch(self) -> int:
+        """Start (or, resumed, continue) the current epoch; returns how many of its batches are already done. A fresh
+        epoch resets the running loss; a resumed one continues it from the checkpoint."""
+        if self.step_in_epoch == 0:
+            self.epoch_loss_sum, self.epoch_loss_batches = 0.0, 0
+        return self.step_in_epoch
+
+    def record_step(self, loss: float) -> None:
+        """One optimizer step done with this training loss."""
+        self.epoch_loss_sum += loss
+        self.epoch_loss_batches += 1
+        self.global_step += 1
+        self.step_in_epoch += 1
+        self.last_loss = loss
+
+    def finish_epoch(self, examples: int, loop_s: float) -> dict[str, float]:
+        """The epoch is complete: its number, the rate and the loop's speed (``examples`` in ``loop_s`` seconds)."""
+        self.epoch += 1
+        self.step_in_epoch = 0
+        return {"epoch": float(self.epoch), "lr": self.lr, "train/examples_per_s": examples / loop_s if loop_s > 0 else 0.0}
+
+    def epoch_loss(self) -> float | None:
+        """This process's mean training loss over the epoch's batches (None before any)."""
+        return self.epoch_loss_sum / self.epoch_loss_batches if self.epoch_loss_batches else None
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

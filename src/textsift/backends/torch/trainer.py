@@ -317,9 +317,7 @@ class Trainer:
         while self.state.epoch < cfg.epochs and not self.state.should_stop and not solver:
             self._call("on_epoch_start")
             batches = self._epoch_batches(lengths, self.state.epoch)
-            skip = self.state.step_in_epoch
-            if skip == 0:  # a fresh epoch (a resumed one continues its running loss from the checkpoint)
-                self.state.epoch_loss_sum, self.state.epoch_loss_batches = 0.0, 0
+            skip = self.state.begin_epoch()
             if hasattr(model, "on_train_epoch_start"):
                 model.on_train_epoch_start(self.state.epoch)  # e.g. freeze or unfreeze layers
             loop_start, examples = time.perf_counter(), 0
@@ -328,19 +326,11 @@ class Trainer:
                 examples += len(batch_index)
                 self.state.lr = max(g["lr"] for g in self.optimizer.param_groups)
                 self.scheduler.step()
-                self.state.epoch_loss_sum += value
-                self.state.epoch_loss_batches += 1
-                self.state.global_step += 1
-                self.state.step_in_epoch += 1
-                self.state.last_loss = value
+                self.state.record_step(value)
                 self._call("on_batch_end", value)
-            self.state.epoch += 1
-            self.state.step_in_epoch = 0
-            loop_s = time.perf_counter() - loop_start
-            metrics = {"epoch": float(self.state.epoch), "lr": self.state.lr,
-                       "train/examples_per_s": examples / loop_s if loop_s > 0 else 0.0}
-            if self.state.epoch_loss_batches:
-                metrics["train/loss"] = distributed.all_mean(self.state.epoch_loss_sum / self.state.epoch_loss_batches)
+            metrics = self.state.finish_epoch(examples, time.perf_counter() - loop_start)
+            if (loss := self.state.epoch_loss()) is not None:
+                metrics["train/loss"] = distributed.all_mean(loss)
             if validation is not None:
                 metrics.update(self.evaluate(validation, prefix="val", loss_fn=loss_fn))
             self._track_best(metrics)
