@@ -102,7 +102,7 @@ def per_token_matmuls(model: Any, *, reduce_range: bool = False, only: set[str] 
     the product is ONNX Runtime's MatMulIntegerToFloat (its int32 -> float conversion and column scales fused):
     on MiniLM (emotion, batch 32, 2 threads, quiet machine) the graph ran at 0.52x the per-tensor graph's speed
     (366.6 vs 705.8 examples/s; BENCHMARKS.md, CPU inference), 1.34x the fp32 graph's."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
@@ -117,11 +117,10 @@ def per_token_matmuls(model: Any, *, reduce_range: bool = False, only: set[str] 
     nodes: list[Any] = []
     replaced = 0
     for node in graph.node:
-        weight = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
-        if (weight is None or weight.data_type != TensorProto.FLOAT or len(weight.dims) != 2 or node.input[0] in inits
-                or (only is not None and node.name not in only)):
+        if not _is_weighted_matmul(node, inits) or (only is not None and node.name not in only):
             nodes.append(node)
             continue
+        weight = inits[node.input[1]]
         w = numpy_helper.to_array(weight)
         w_scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / top  # per output column
         wq = np.clip(np.round(w / w_scale), -top, top).astype(np.int8)
@@ -199,13 +198,20 @@ def per_row_gathers(model: Any, *, reduce_range: bool = False) -> int:
     return replaced
 
 
-def _weighted_matmuls(model: Any) -> list[Any]:
-    """The float MatMuls whose second input is a constant 2-D weight (the products int8 quantizes)."""
+def _is_weighted_matmul(node: Any, inits: dict[str, Any]) -> bool:
+    """A float MatMul whose second input is a constant 2-D weight (``inits``: the graph's initializers by name)."""
     from onnx import TensorProto
 
+    if node.op_type != "MatMul" or len(node.input) != 2 or node.input[0] in inits:
+        return False
+    weight = inits.get(node.input[1])
+    return weight is not None and weight.data_type == TensorProto.FLOAT and len(weight.dims) == 2
+
+
+def _weighted_matmuls(model: Any) -> list[Any]:
+    """The products int8 quantizes (see :func:`_is_weighted_matmul`)."""
     inits = {i.name: i for i in model.graph.initializer}
-    return [node for node in model.graph.node if node.op_type == "MatMul" and len(node.input) == 2 and node.input[0] not in inits
-            and (w := inits.get(node.input[1])) is not None and w.data_type == TensorProto.FLOAT and len(w.dims) == 2]
+    return [node for node in model.graph.node if _is_weighted_matmul(node, inits)]
 
 
 def outlier_ratios(source: Path, batches: list[dict[str, np.ndarray]], *, num_threads: int | None = None) -> dict[str, float]:
