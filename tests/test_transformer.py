@@ -224,3 +224,92 @@ def test_precision_bf16_on_cpu_is_autocast_only_where_the_cpu_has_bf16(tiny_bert
         assert any("no fast half precision; training in fp32" in m for m in messages)
     # the weights stay fp32 either way
     assert {p.dtype for p in result.predictor.model.parameters()} == {torch.float32}
+
+
+def _mixed_batch(tok, texts, pairs=None):
+    examples = [Example(text=t, text_pair=p) for t, p in zip(texts, pairs or [None] * len(texts))]
+    ids = tok.encode(examples)
+    lengths = torch.tensor(ids.lengths)
+    padded = torch.zeros(len(texts), int(lengths.max()), dtype=torch.long)
+    for i in range(len(texts)):
+        padded[i, : lengths[i]] = torch.tensor(ids[i])
+    return {"ids": padded, "lengths": lengths}
+
+
+MIXED = ["a", "an awful depressing sad movie today and yesterday too", "happy", "the cat sat on a mat", "stocks fell"]
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean", "max", "weighted"])
+def test_prediction_over_real_tokens_only_computes_the_forward_pass(pooling, tiny_bert, tiny_jsonl):
+    """``inference`` (the runtime's and evaluation's path) runs the encoder over the real tokens only: the same
+    logits as ``forward`` over the padded batch, for every pooling, on rows of very different lengths."""
+    from textsift.backends.torch.networks import transformer
+
+    config = _config(tiny_bert, tiny_jsonl, pooling=pooling)
+    tok, model = _built(config)
+    model.eval()
+    if pooling == "weighted":
+        with torch.no_grad():
+            model.layer_weights.copy_(torch.tensor([0.3, -0.2, 0.5]))
+    batch = _mixed_batch(tok, MIXED)
+    calls = []
+    real = transformer.unpadded_hidden
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(transformer, "unpadded_hidden", lambda *a, **k: calls.append(1) or real(*a, **k))
+        with torch.no_grad():
+            fast = model.inference(batch)
+    assert calls, "the unpadded path did not run"
+    with torch.no_grad():
+        torch.testing.assert_close(fast, model(batch), atol=1e-5, rtol=1e-4)
+
+
+def test_prediction_over_real_tokens_with_pairs_and_a_pruned_encoder(tiny_bert, tmp_path):
+    from textsift.backends.torch.networks.transformer import slice_layer
+
+    rows = [{"a": t, "b": "the cat sat", "label": l} for t, l in TINY]
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    raw = tiny_config(data, "transformer")
+    raw["model"] = {"type": "transformer", "pretrained": str(tiny_bert), "pooling": "mean"}
+    raw["data"]["reader"] = {"type": "jsonl", "text_column": "a", "text_pair_column": "b"}
+    tok, model = _built(resolve(raw))
+    slice_layer(model.encoder.encoder.layer[0], heads=[1], neurons=list(range(0, 37, 2)))
+    model.eval()
+    batch = _mixed_batch(tok, MIXED, ["the cat sat", "stocks fell today", "a", "a dog barks loudly", "b"])
+    with torch.no_grad():
+        torch.testing.assert_close(model.inference(batch), model(batch), atol=1e-5, rtol=1e-4)
+
+
+def test_prediction_falls_back_to_the_encoders_own_pass_where_it_must(tiny_bert, tiny_jsonl):
+    """Hooks on the encoder's modules (distillation's probes) see the layers' own calls; training mode keeps
+    dropout: both take forward itself."""
+    from textsift.backends.torch.networks import transformer
+
+    tok, model = _built(_config(tiny_bert, tiny_jsonl, pooling="mean"))
+    batch = _mixed_batch(tok, MIXED)
+    seen = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(transformer, "unpadded_hidden", lambda *a, **k: pytest.fail("unpadded path taken"))
+        model.train()
+        model.inference(batch)
+        model.eval()
+        handle = model.encoder.encoder.layer[1].register_forward_hook(lambda m, a, out: seen.append(1))
+        with torch.no_grad():
+            model.inference(batch)
+        handle.remove()
+    assert seen == [1]
+
+
+def test_the_runtime_and_evaluation_predict_through_the_unpadded_path(tiny_bert, tiny_jsonl, tmp_path):
+    from textsift.backends.torch.networks import transformer
+
+    config = _config(tiny_bert, tiny_jsonl, pooling="mean")
+    calls = []
+    real = transformer.unpadded_hidden
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(transformer, "unpadded_hidden", lambda *a, **k: calls.append(1) or real(*a, **k))
+        result = textsift.train(config, tmp_path / "run")
+        during_training = len(calls)
+        loaded = textsift.load(tmp_path / "run", runtime="torch")
+        probabilities = loaded.predict(MIXED).probabilities
+    assert during_training > 0 and len(calls) > during_training
+    np.testing.assert_allclose(probabilities, result.predictor.predict(MIXED).probabilities, atol=1e-6)

@@ -217,8 +217,9 @@ def warm_up(predictor: Any, batch_size: int) -> None:
         predictor.predict(["warm up"] * n, pairs=["warm up"] * n if predictor.pairs else None)
 
 
-def measure_cost(predictor: Any) -> float:
-    """A forward pass's fixed cost in padded tokens, measured on the model being served (0 for bag batches)."""
+def measure_cost(predictor: Any) -> float | None:
+    """A forward pass's fixed cost in padded tokens, measured on the model being served (0 for bag batches; None
+    where the runtime does not pay for padding: batches are then only sorted and cut by the bounds)."""
     from textsift.data.example import Example
     from textsift.serving.batcher import measure_pass_cost
 
@@ -226,7 +227,10 @@ def measure_cost(predictor: Any) -> float:
         return 0.0  # no padding: nothing to trade
     ids = predictor.encode([Example(text="warm up", text_pair="warm up" if predictor.pairs else None)]).ids.values
     cost = measure_pass_cost(predictor.runtime.logits, predictor.input_format, int(ids[-1]) if len(ids) else 1)
-    logger.info("one forward pass costs as much as %.0f padded tokens: batches are cut by length where that saves work", cost)
+    if cost is None:
+        logger.info("padding costs this runtime next to nothing: each gathered batch runs in as few passes as the bounds allow")
+    else:
+        logger.info("one forward pass costs as much as %.0f padded tokens: batches are cut by length where that saves work", cost)
     return cost
 
 

@@ -285,16 +285,19 @@ def split_by_cost(lengths: np.ndarray, max_batch_size: int, max_batch_tokens: in
 
 
 def measure_pass_cost(logits_fn: Callable[[dict[str, np.ndarray]], np.ndarray], input_format: str, token: int,
-                      width: int = 64, rows: int = 32, repeats: int = 3) -> float:
-    """The fixed cost of one forward pass in units of padded tokens: time a pass of 1 row of 8 ids and one of ``rows``
-    rows of ``width`` ids (medians of ``repeats``) and fit ``time = fixed + per_token * tokens``. 0 for "bag" batches
-    (no padding: there is nothing to trade)."""
+                      width: int = 64, rows: int = 32, repeats: int = 3) -> float | None:
+    """The fixed cost of one forward pass in units of padded positions, or None where padding costs (next to)
+    nothing, so that there is nothing to trade for a second pass. Times (medians of ``repeats``) one row of 8 ids,
+    ``rows`` rows of 8, and the same rows with one of them ``width`` ids long, and fits
+    ``time = fixed + per_token * tokens + per_padded * rows * width``: a runtime that pads costs ``per_padded`` for
+    every position of the padded batch, one that runs on real tokens only (the torch runtime's BERT encoders) almost
+    nothing past its tokens. 0 for "bag" batches (no padding)."""
     if input_format != "padded":
         return 0.0
 
-    def timed(n: int, length: int) -> float:
-        ids = Ragged.from_rows([[token] * length for _ in range(n)])
-        batch = collate(ids, np.arange(n), input_format)
+    def timed(lengths: list[int]) -> float:
+        ids = Ragged.from_rows([[token] * n for n in lengths])
+        batch = collate(ids, np.arange(len(lengths)), input_format)
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -302,11 +305,18 @@ def measure_pass_cost(logits_fn: Callable[[dict[str, np.ndarray]], np.ndarray], 
             times.append(time.perf_counter() - start)
         return float(np.median(times))
 
-    small, large = timed(1, 8), timed(rows, width)
-    per_token = (large - small) / (rows * width - 8)
-    if per_token <= 0:
-        return 0.0
-    return max(0.0, (small - 8 * per_token) / per_token)
+    short, long_ = 8, max(width, 9)
+    one = timed([short])
+    even = timed([short] * rows)
+    mixed = timed([long_] + [short] * (rows - 1))
+    # even - one = (rows - 1) * short * (per_token + per_padded)
+    # mixed - even = (long_ - short) * per_token + rows * (long_ - short) * per_padded
+    both = (even - one) / ((rows - 1) * short)
+    per_padded = ((mixed - even) / (long_ - short) - both) / (rows - 1)
+    if both <= 0 or per_padded <= 0.1 * both:  # padding costs under a tenth of a real token: never worth a pass
+        return None
+    per_padded = min(per_padded, both)
+    return max(0.0, (one - short * both) / per_padded)
 
 
 def run_batches(

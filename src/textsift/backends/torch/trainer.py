@@ -49,7 +49,7 @@ def predict_logits(
     model.eval()
     out: np.ndarray | None = None
     for batch in data.iter_batches(eval_batches(data.ids.lengths, batch_size), fmt):
-        logits = model(to_tensors(batch, device)).float().cpu().numpy()
+        logits = getattr(model, "inference", model)(to_tensors(batch, device)).float().cpu().numpy()
         if out is None:
             out = np.empty((len(data), logits.shape[1]), dtype=np.float32)
         out[batch["index"]] = logits

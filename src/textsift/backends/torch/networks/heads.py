@@ -36,6 +36,11 @@ class TorchClassifier(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def inference(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits for prediction (eval mode, no gradients): :meth:`forward`, unless a network has a faster way to
+        compute the same function there."""
+        return self(batch)
+
     def sparse_parameters(self) -> list[nn.Parameter]:
         """Parameters whose gradients are sparse (need an optimizer that takes sparse gradients)."""
         return []

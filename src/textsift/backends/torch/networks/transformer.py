@@ -128,6 +128,52 @@ def apply_pruned_shapes(encoder: nn.Module) -> None:
         slice_layer(layer, list(range(int(n_heads))), list(range(int(n_ffn))))
 
 
+def unpadded_applies(encoder: nn.Module) -> bool:
+    """Whether :func:`unpadded_hidden` computes this encoder's function: a transformers BERT encoder (absolute
+    positions, not a decoder) with no hooks on its modules (a hook expects the layers' own calls, e.g. distillation's
+    probes)."""
+    config = getattr(encoder, "config", None)
+    if config is None or getattr(config, "model_type", None) != "bert" or getattr(config, "is_decoder", False):
+        return False
+    if getattr(config, "position_embedding_type", "absolute") != "absolute":
+        return False
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers is None or not hasattr(encoder, "embeddings"):
+        return False
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in encoder.modules())
+
+
+def unpadded_hidden(encoder: nn.Module, inputs: dict[str, torch.Tensor], mask: torch.Tensor, *,
+                    all_layers: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """A BERT encoder's hidden states of the real tokens only, ``[T, H]`` in row-major order of ``mask`` (the
+    embeddings' output and each layer's with ``all_layers``, else the last layer's alone), and their flat positions
+    in ``[B * L]``. The embeddings, every linear layer, layer norm and activation run over the ``T`` real tokens;
+    only attention (scaled dot product, padding keys masked) runs on the padded ``[B, heads, L, L]``. Eval mode (no
+    dropout): the function of ``encoder(**inputs).last_hidden_state`` at those positions, to float rounding."""
+    rows, width = mask.shape
+    index = mask.reshape(-1).nonzero().squeeze(1)
+    embedded = encoder.embeddings(input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids"))
+    x = embedded.reshape(rows * width, -1).index_select(0, index)
+    keys = mask[:, None, None, :]  # True: attend
+    states = [x] if all_layers else []
+    for layer in encoder.encoder.layer:
+        attention = layer.attention.self
+        heads, size = attention.num_attention_heads, attention.attention_head_size
+        padded = []
+        for linear in (attention.query, attention.key, attention.value):
+            full = x.new_zeros(rows * width, heads * size).index_copy_(0, index, linear(x))
+            padded.append(full.view(rows, width, heads, size).transpose(1, 2))
+        context = torch.nn.functional.scaled_dot_product_attention(*padded, attn_mask=keys, scale=attention.scaling)
+        context = context.transpose(1, 2).reshape(rows * width, heads * size).index_select(0, index)
+        out = layer.attention.output
+        x = out.LayerNorm(out.dense(context) + x)
+        out = layer.output
+        x = out.LayerNorm(out.dense(layer.intermediate(x)) + x)
+        if all_layers:
+            states.append(x)
+    return (states if all_layers else [x]), index
+
+
 class TransformerClassifier(TorchClassifier):
     def __init__(self, spec: TransformerSpec, encoder: nn.Module, num_labels: int, tokenizer: Any) -> None:
         super().__init__()
@@ -146,7 +192,9 @@ class TransformerClassifier(TorchClassifier):
         self._frozen: bool | None = None
 
     # -- forward --------------------------------------------------------------------------------
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _inputs(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The encoder's inputs (ids with padding set to the pad id, attention mask, token types of a pair) and the
+        ``[B, L]`` mask of real tokens."""
         ids, lengths = batch["ids"], batch["lengths"]
         mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths[:, None]
         ids = ids.masked_fill(~mask, self.pad_id)
@@ -154,6 +202,38 @@ class TransformerClassifier(TorchClassifier):
         if self.use_token_types:  # second text of a pair: everything after the first separator
             after_sep = torch.cumsum((ids == self.sep_id).long(), dim=1) - (ids == self.sep_id).long()
             inputs["token_type_ids"] = ((after_sep > 0) & mask).long()
+        return inputs, mask
+
+    def inference(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits in eval mode without gradients, as :meth:`forward` computes them; on a BERT encoder every product
+        but attention runs over the batch's real tokens only (:func:`unpadded_hidden`), so a batch of mixed lengths
+        costs its tokens, not its rows times its longest text (what a server's batches of whatever arrived are)."""
+        if self.training or not unpadded_applies(self.encoder) or bool((batch["lengths"] < 1).any()):
+            return self(batch)
+        inputs, mask = self._inputs(batch)
+        weighted = self.spec.pooling == "weighted"
+        states, _ = unpadded_hidden(self.encoder, inputs, mask, all_layers=weighted)
+        if weighted:  # [layers + 1, T, H] mixed as forward mixes the padded states
+            tokens = (torch.softmax(self.layer_weights, 0)[:, None, None] * torch.stack(states, 0)).sum(0)
+        else:
+            tokens = states[-1]
+        lengths = mask.sum(1)
+        rows = mask.shape[0]
+        if self.spec.pooling == "cls":
+            starts = torch.cumsum(lengths, 0) - lengths  # each row's first token in the unpadded order
+            pooled = tokens.index_select(0, starts)
+        else:
+            segment = torch.repeat_interleave(torch.arange(rows, device=tokens.device), lengths)
+            if self.spec.pooling == "max":
+                pooled = tokens.new_full((rows, tokens.shape[1]), torch.finfo(tokens.dtype).min)
+                pooled = pooled.scatter_reduce_(0, segment[:, None].expand_as(tokens), tokens, "amax")
+            else:  # mean, weighted
+                pooled = tokens.new_zeros(rows, tokens.shape[1]).index_add_(0, segment, tokens)
+                pooled = pooled / lengths[:, None].to(tokens.dtype)
+        return self.head(pooled)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs, mask = self._inputs(batch)
         weighted = self.spec.pooling == "weighted"
         out = self.encoder(**inputs, output_hidden_states=weighted)
         if weighted:
