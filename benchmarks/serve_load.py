@@ -295,10 +295,14 @@ def markdown(result: dict, command: str) -> str:
             model, runtime = key.split("/")
             lines.append(f"| {model} | {runtime} | {o['texts_per_s_batch_1']:.1f} | {o['texts_per_s_batch_32']:.1f} |")
     minilm = [s for s in result["summary"] if s["model"] == "minilm"]
-    met_speed = all(s["speedup_at_32"] >= 3 for s in minilm)
+    speed = []
+    for s in sorted(minilm, key=lambda s: s["runtime"] != "torch"):
+        o = offline.get(f"minilm/{s['runtime']}")
+        gain = f", the model alone gaining {o['texts_per_s_batch_32'] / o['texts_per_s_batch_1']:.2f}x from batches of 32" if o else ""
+        speed.append(f"{s['runtime']} {s['speedup_at_32']:.2f}x ({'met' if s['speedup_at_32'] >= 3 else 'NOT met'}{gain})")
     met_errors = all(s["errors"] == 0 for s in result["summary"])
     met_wait = all(s["lone_queue_wait_ms"] <= MAX_WAIT_MS for s in result["summary"])
-    lines += ["", f"Targets (issue #14): MiniLM batched >= 3x per-request at 32 clients: {'met' if met_speed else 'NOT met'}; "
+    lines += ["", f"Targets (issue #14): MiniLM batched >= 3x per-request at 32 clients: {'; '.join(speed)}; "
               f"0 errors at every level: {'met' if met_errors else 'NOT met'}; a lone request's added wait <= --max-wait-ms "
               f"({MAX_WAIT_MS:g} ms, measured in the server: arrival to the start of its forward pass): {'met' if met_wait else 'NOT met'}; "
               f"end to end (measured by the client) a lone request's p50 grows by {max(s['lone_added_wait_ms'] for s in result['summary']):.2f} ms "
