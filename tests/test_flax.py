@@ -346,28 +346,9 @@ def test_a_damaged_or_mismatched_flax_model_directory_names_the_file(flax_run, t
 
 
 def _torch_to_flax(name: str, state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """A torch network's state dict under the flax network's parameter names (transposed where layouts differ)."""
-    out: dict[str, np.ndarray] = {}
-    head = sorted({int(k.split(".")[2]) for k in state if k.startswith("head.net.")})
-    for i, index in enumerate(head):
-        out[f"head/layers/{i}/kernel"] = state[f"head.net.{index}.weight"].numpy().T
-        out[f"head/layers/{i}/bias"] = state[f"head.net.{index}.bias"].numpy()
-    out["embedding" if name == "bag" else "embedding/embedding"] = state["embedding.weight"].numpy()
-    if name == "cnn":
-        for block in ("block1", "block2"):
-            out[f"{block}/conv/kernel"] = state[f"{block}.conv.weight"].numpy().transpose(2, 1, 0)
-            out[f"{block}/conv/bias"] = state[f"{block}.conv.bias"].numpy()
-            out[f"{block}/norm/scale"] = state[f"{block}.norm.weight"].numpy()
-            out[f"{block}/norm/bias"] = state[f"{block}.norm.bias"].numpy()
-    if name in ("lstm", "gru"):
-        for key, value in state.items():
-            if key.startswith("rnn."):
-                kind, layer = key[len("rnn."):].split("_l")
-                direction = 1 if layer.endswith("_reverse") else 0
-                layer = layer.removesuffix("_reverse")
-                target = {"weight_ih": "w_in", "weight_hh": "w_h", "bias_ih": "b_in", "bias_hh": "b_h"}[kind]
-                out[f"layers/{layer}/{direction}/{target}"] = value.numpy().T if kind.startswith("weight") else value.numpy()
-    return out
+    from textsift.backends.flax.weights import from_torch
+
+    return from_torch(name, state)
 
 
 @pytest.mark.parametrize("name,settings", [
@@ -487,3 +468,44 @@ def test_the_cnns_fan_in_embeddings_and_their_dropout_on_both_backends(tiny_json
     np.testing.assert_array_equal(np.asarray(net(batch)), evaluated)
     trained = [np.asarray(net(batch, jax.random.key(k))) for k in range(2)]
     assert not np.allclose(trained[0], evaluated) and not np.allclose(trained[0], trained[1])
+
+
+@pytest.mark.parametrize("name,settings", [
+    ("lstm", {"embed_dim": 6, "hidden_size": 5, "layers": 2, "pooling": "max"}),
+    ("lstm", {"embed_dim": 6, "hidden_size": 5, "bidirectional": False, "pooling": "last"}),
+    ("gru", {"embed_dim": 6, "hidden_size": 5, "layers": 2, "pooling": "last"}),
+    ("gru", {"embed_dim": 6, "hidden_size": 5, "pooling": "mean"}),
+])
+def test_the_recurrences_hand_written_gradients_equal_torchs(name, settings, tiny_jsonl):
+    """The LSTM and GRU scans have their own backward pass (jax.custom_vjp): from the same weights, every parameter's
+    gradient equals torch autograd's, texts of different lengths (padding past each end) included."""
+    from flax import nnx
+
+    from textsift.backends.flax import weights as wio
+    from textsift.backends.flax.networks import build_network
+
+    spec = resolve({"data": {"train": str(tiny_jsonl)}, "model": {"type": name, "dropout": 0.0, **settings}}).model
+    torch.manual_seed(0)
+    net = spec.build(vocab_size=40, num_labels=3)
+    flax_net = build_network(spec, vocab_size=40, num_labels=3, seed=0)
+    nnx.update(flax_net, wio.unflatten(nnx.state(flax_net, nnx.Param), _torch_to_flax(name, {k: v.detach() for k, v in net.state_dict().items()}), source="torch"))
+    texts = [[3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], [8, 9], [10], [20, 21, 22, 23, 24]]
+    padded = np.zeros((4, 16), np.int32)
+    for i, t in enumerate(texts):
+        padded[i, : len(t)] = t
+    lengths = np.array([len(t) for t in texts], np.int32)
+    mix = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+
+    loss = (net({"ids": torch.from_numpy(padded).long(), "lengths": torch.from_numpy(lengths).long()}) * torch.from_numpy(mix)).sum()
+    loss.backward()
+    expected = _torch_to_flax(name, {k: p.grad for k, p in net.named_parameters()})
+
+    graphdef, params = nnx.split(flax_net, nnx.Param)
+
+    def flax_loss(p):
+        return (nnx.merge(graphdef, p)({"ids": jnp.asarray(padded), "lengths": jnp.asarray(lengths)}) * mix).sum()
+
+    grads = wio.flatten(jax.grad(flax_loss)(params), "")
+    assert set(expected) <= set(grads)
+    for key, value in expected.items():
+        np.testing.assert_allclose(np.asarray(grads[key]), value, rtol=1e-4, atol=1e-5, err_msg=key)

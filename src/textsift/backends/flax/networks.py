@@ -252,46 +252,188 @@ class _Recurrence(nnx.Module):
         """``x [B, L, D]``, ``valid [B, L]`` -> outputs ``[B, L, H]`` and the state after each text's last id.
 
         The state stops changing past a text's length: the final state is that of its last id."""
-        h_size, w_h, b_h = self.hidden, self.w_h[...], self.b_h[...]
         projected = jnp.swapaxes(x @ self.w_in[...] + self.b_in[...], 0, 1)  # [L, B, G*H]: inputs, all steps at once
-        steps = jnp.swapaxes(valid, 0, 1)[:, :, None]
-        batch = x.shape[0]
-        zeros = jnp.zeros((batch, h_size), x.dtype)
-
-        if self.cell == "lstm":
-            def step(carry: tuple[jax.Array, jax.Array], inp: tuple[jax.Array, jax.Array]) -> tuple[Any, jax.Array]:
-                h, c = carry
-                xp, keep = inp
-                g = xp + h @ w_h + b_h
-                i, f, gg, o = jnp.split(g, 4, axis=-1)
-                c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
-                h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
-                h, c = jnp.where(keep, h_new, h), jnp.where(keep, c_new, c)
-                return (h, c), h
-
-            (h, _), out = jax.lax.scan(step, (zeros, zeros), (projected, steps))
-        else:
-            def step(carry: jax.Array, inp: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:  # type: ignore[misc]
-                h = carry
-                xp, keep = inp
-                hp = h @ w_h + b_h
-                xr, xz, xn = jnp.split(xp, 3, axis=-1)
-                hr, hz, hn = jnp.split(hp, 3, axis=-1)
-                r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
-                n = jnp.tanh(xn + r * hn)
-                h = jnp.where(keep, (1.0 - z) * n + z * h, h)
-                return h, h
-
-            h, out = jax.lax.scan(step, zeros, (projected, steps))
+        steps = jnp.swapaxes(valid, 0, 1)[:, :, None].astype(x.dtype)  # [L, B, 1]: 1 inside the text
+        scan = _lstm if self.cell == "lstm" else _gru
+        out, h = scan(projected, self.w_h[...], self.b_h[...], steps)
         return jnp.swapaxes(out, 0, 1), h
 
 
+# The recurrences with a hand-written backward pass (jax.custom_vjp) that skip the positions past the batch's
+# longest text. Differentiated by jax, a scan's backward step multiplied the state's gradient by the recurrent
+# weights and also accumulated the weights' gradient (one more product and many small ops at every step), and both
+# passes computed every position of the padded bucket width. Here each step past the longest text (known at run
+# time: one compilation per bucket still serves every length in it; torch's packed sequences stop there too) is a
+# lax.cond that only carries the state, the backward loop does only what must be sequential (each step's gate
+# gradients and the state's gradient through w_h), and the weights' gradient is one product over all steps after it. ``steps [L, B, 1]``: 1.0 where a text has
+# an id, 0.0 past its end (the state is carried unchanged there, so the final state is that of each text's last id;
+# positions past the longest text output the final state).
+
+def _used(steps: jax.Array) -> jax.Array:
+    """The number of leading positions that some text of the batch uses (its longest text's length)."""
+    return jnp.sum(jnp.any(steps > 0, axis=(1, 2))).astype(jnp.int32)
+
+
+def _lstm_forward(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[Any, Any]:
+    length, rows, _ = projected.shape
+    hidden = w_h.shape[0]
+    n = _used(steps)
+    zeros = jnp.zeros((rows, hidden), projected.dtype)
+
+    def live(carry: tuple[jax.Array, jax.Array], xp: jax.Array, keep: jax.Array) -> tuple[Any, Any]:
+        h, c = carry
+        i, f, g, o = jnp.split(xp + h @ w_h + b_h, 4, axis=-1)
+        i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+        c_new = f * c + i * g
+        tanh_c = jnp.tanh(c_new)
+        h_next, c_next = jnp.where(keep > 0, o * tanh_c, h), jnp.where(keep > 0, c_new, c)
+        return (h_next, c_next), (h_next, (h, c, jnp.concatenate([i, f, g, o], -1), tanh_c))
+
+    def idle(carry: tuple[jax.Array, jax.Array], xp: jax.Array, keep: jax.Array) -> tuple[Any, Any]:
+        h, c = carry
+        return carry, (h, (h, c, jnp.zeros_like(xp), h))
+
+    def step(carry: tuple[jax.Array, jax.Array], inp: tuple[jax.Array, ...]) -> tuple[Any, Any]:
+        xp, keep, t = inp
+        return jax.lax.cond(t < n, live, idle, carry, xp, keep)
+
+    (h, _), (out, saved) = jax.lax.scan(step, (zeros, zeros), (projected, steps, jnp.arange(length)))
+    return (out, h), (*saved, n)
+
+
+@jax.custom_vjp
+def _lstm(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """An LSTM direction over ``projected [L, B, 4H]`` (the inputs' products, torch's gate order i, f, g, o):
+    outputs ``[L, B, H]`` and the final state ``[B, H]``."""
+    return _lstm_forward(projected, w_h, b_h, steps)[0]
+
+
+def _lstm_fwd(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[Any, Any]:
+    result, saved = _lstm_forward(projected, w_h, b_h, steps)
+    return result, (saved, w_h, steps)
+
+
+def _lstm_bwd(residuals: Any, grads: tuple[jax.Array, jax.Array]) -> tuple[Any, ...]:
+    (h_prev, c_prev, gates, tanh_cs, n), w_h, steps = residuals
+    d_out, d_final = grads
+    w_t = w_h.T
+
+    def live(carry: tuple[jax.Array, jax.Array], inp: tuple[jax.Array, ...]) -> tuple[Any, jax.Array]:
+        dh, dc = carry
+        d_o, c0, gate, tc, keep, _ = inp
+        dh = dh + d_o
+        i, f, g, o = jnp.split(gate, 4, axis=-1)
+        dh_in, dc_in = dh * keep, dc * keep  # into this step's update; past a text's end the gradient passes through
+        dc_total = dc_in + dh_in * o * (1.0 - tc * tc)
+        d_gates = jnp.concatenate([dc_total * g * i * (1.0 - i), dc_total * c0 * f * (1.0 - f),
+                                   dc_total * i * (1.0 - g * g), dh_in * tc * o * (1.0 - o)], -1)
+        return (d_gates @ w_t + dh * (1.0 - keep), dc_total * f + dc * (1.0 - keep)), d_gates
+
+    def idle(carry: tuple[jax.Array, jax.Array], inp: tuple[jax.Array, ...]) -> tuple[Any, jax.Array]:
+        dh, dc = carry
+        return (dh + inp[0], dc), jnp.zeros_like(inp[2])  # an output past the longest text is the final state
+
+    def step(carry: tuple[jax.Array, jax.Array], inp: tuple[jax.Array, ...]) -> tuple[Any, jax.Array]:
+        return jax.lax.cond(inp[-1] < n, live, idle, carry, inp)
+
+    zeros = jnp.zeros_like(d_final)
+    _, d_gates = jax.lax.scan(step, (d_final, zeros), (d_out, c_prev, gates, tanh_cs, steps, jnp.arange(d_out.shape[0])),
+                              reverse=True)
+    d_w = jnp.einsum("lbh,lbg->hg", h_prev, d_gates)
+    return d_gates, d_w, d_gates.sum((0, 1)), jnp.zeros_like(steps)
+
+
+_lstm.defvjp(_lstm_fwd, _lstm_bwd)
+
+
+def _gru_forward(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[Any, Any]:
+    length, rows, _ = projected.shape
+    hidden = w_h.shape[0]
+    n = _used(steps)
+
+    def live(h: jax.Array, xp: jax.Array, keep: jax.Array) -> tuple[jax.Array, Any]:
+        xr, xz, xn = jnp.split(xp, 3, axis=-1)
+        hr, hz, hn = jnp.split(h @ w_h + b_h, 3, axis=-1)
+        r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
+        n_ = jnp.tanh(xn + r * hn)
+        h_next = jnp.where(keep > 0, (1.0 - z) * n_ + z * h, h)
+        return h_next, (h_next, (h, r, z, n_, hn))
+
+    def idle(h: jax.Array, xp: jax.Array, keep: jax.Array) -> tuple[jax.Array, Any]:
+        return h, (h, (h, h, h, h, h))
+
+    def step(h: jax.Array, inp: tuple[jax.Array, ...]) -> tuple[jax.Array, Any]:
+        xp, keep, t = inp
+        return jax.lax.cond(t < n, live, idle, h, xp, keep)
+
+    zeros = jnp.zeros((rows, hidden), projected.dtype)
+    h, (out, saved) = jax.lax.scan(step, zeros, (projected, steps, jnp.arange(length)))
+    return (out, h), (*saved, n)
+
+
+@jax.custom_vjp
+def _gru(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A GRU direction over ``projected [L, B, 3H]`` (torch's gate order r, z, n): outputs ``[L, B, H]`` and the
+    final state ``[B, H]``."""
+    return _gru_forward(projected, w_h, b_h, steps)[0]
+
+
+def _gru_fwd(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[Any, Any]:
+    result, saved = _gru_forward(projected, w_h, b_h, steps)
+    return result, (saved, w_h, steps)
+
+
+def _gru_bwd(residuals: Any, grads: tuple[jax.Array, jax.Array]) -> tuple[Any, ...]:
+    (h_prev, r, z, n_, hn, n), w_h, steps = residuals
+    d_out, d_final = grads
+    w_t = w_h.T
+
+    def live(dh: jax.Array, inp: tuple[jax.Array, ...]) -> tuple[jax.Array, Any]:
+        d_o, h0, r_, z_, nt, hn_, keep, _ = inp
+        dh = dh + d_o
+        dh_in = dh * keep
+        dn = dh_in * (1.0 - z_) * (1.0 - nt * nt)
+        dz = dh_in * (h0 - nt) * z_ * (1.0 - z_)
+        dr = dn * hn_ * r_ * (1.0 - r_)
+        d_h = jnp.concatenate([dr, dz, dn * r_], -1)  # the state's products
+        dh_prev = d_h @ w_t + dh_in * z_ + dh * (1.0 - keep)
+        return dh_prev, (jnp.concatenate([dr, dz, dn], -1), d_h)
+
+    def idle(dh: jax.Array, inp: tuple[jax.Array, ...]) -> tuple[jax.Array, Any]:
+        zeros = jnp.zeros(dh.shape[:-1] + (3 * dh.shape[-1],), dh.dtype)
+        return dh + inp[0], (zeros, zeros)  # an output past the longest text is the final state
+
+    def step(dh: jax.Array, inp: tuple[jax.Array, ...]) -> tuple[jax.Array, Any]:
+        return jax.lax.cond(inp[-1] < n, live, idle, dh, inp)
+
+    _, (d_x, d_h) = jax.lax.scan(step, d_final, (d_out, h_prev, r, z, n_, hn, steps, jnp.arange(d_out.shape[0])),
+                                 reverse=True)
+    d_w = jnp.einsum("lbh,lbg->hg", h_prev, d_h)
+    return d_x, d_w, d_h.sum((0, 1)), jnp.zeros_like(steps)
+
+
+_gru.defvjp(_gru_fwd, _gru_bwd)
+
+
+@jax.custom_vjp
 def _reverse_within_length(x: jax.Array, lengths: jax.Array) -> jax.Array:
-    """Reverse each row's first ``length`` positions (padding stays where it is); its own inverse."""
+    """Reverse each row's first ``length`` positions (padding stays where it is); its own inverse, and so the
+    transpose of its gradient too (a gather, where jax would differentiate the gather into a slower scatter)."""
     width = x.shape[1]
     pos = jnp.arange(width)[None, :]
     index = jnp.where(pos < lengths[:, None], lengths[:, None] - 1 - pos, pos)
     return jnp.take_along_axis(x, index[:, :, None] if x.ndim == 3 else index, axis=1)
+
+
+def _reverse_fwd(x: jax.Array, lengths: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return _reverse_within_length(x, lengths), lengths
+
+
+def _reverse_bwd(lengths: jax.Array, g: jax.Array) -> tuple[jax.Array, None]:
+    return _reverse_within_length(g, lengths), None
+
+
+_reverse_within_length.defvjp(_reverse_fwd, _reverse_bwd)
 
 
 class RnnNetwork(nnx.Module):

@@ -86,3 +86,32 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     if not path.is_file():
         raise CheckpointError(f"No checkpoint at '{path}': this run has nothing to resume from.")
     return load_file(path, error=CheckpointError)
+
+
+def from_torch(model_type: str, state: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The weights of a torch network of the same spec (its ``state_dict``, tensors or arrays) under this backend's
+    parameter names, transposed where the layouts differ: give them to :func:`unflatten` to start a flax network
+    from exactly the weights a torch one has (how the tests compare the two backends' functions and gradients, and
+    the benchmark their training from one initialisation)."""
+    state = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in state.items()}
+    out: dict[str, np.ndarray] = {}
+    head = sorted({int(k.split(".")[2]) for k in state if k.startswith("head.net.")})
+    for i, index in enumerate(head):
+        out[f"head/layers/{i}/kernel"] = state[f"head.net.{index}.weight"].T
+        out[f"head/layers/{i}/bias"] = state[f"head.net.{index}.bias"]
+    out["embedding" if model_type == "bag" else "embedding/embedding"] = state["embedding.weight"]
+    if model_type == "cnn":
+        for block in ("block1", "block2"):
+            out[f"{block}/conv/kernel"] = state[f"{block}.conv.weight"].transpose(2, 1, 0)
+            out[f"{block}/conv/bias"] = state[f"{block}.conv.bias"]
+            out[f"{block}/norm/scale"] = state[f"{block}.norm.weight"]
+            out[f"{block}/norm/bias"] = state[f"{block}.norm.bias"]
+    if model_type in ("lstm", "gru"):
+        for key, value in state.items():
+            if key.startswith("rnn."):
+                kind, layer = key[len("rnn."):].split("_l")
+                direction = 1 if layer.endswith("_reverse") else 0
+                layer = layer.removesuffix("_reverse")
+                target = {"weight_ih": "w_in", "weight_hh": "w_h", "bias_ih": "b_in", "bias_hh": "b_h"}[kind]
+                out[f"layers/{layer}/{direction}/{target}"] = value.T if kind.startswith("weight") else value
+    return out
