@@ -150,7 +150,44 @@ def part_models(args: argparse.Namespace) -> list[dict[str, Any]]:
                 row["seeds"][str(seed)][backend] = result["test_accuracy"]
                 print(row["dataset"], row["model"], backend, "seed", seed, result, flush=True)
         save({"models": rows}, args)
+    for row in rows:  # flax from torch's own initial weights (seed 0): what is left of the gap once both start alike
+        if f"{row['dataset']}:{row['model']}" not in args.same_init:
+            continue
+        data = datasets(args.imdb_train, args.imdb_test)[row["dataset"]]
+        raw = {"seed": 0, "backend": "flax", "data": dict(data), "model": {"type": row["model"]},
+               "trainer": {"epochs": row["epochs"], "early_stopping": None, "num_threads": 2}}
+        with torch_initialised_flax():
+            result = train_once(raw, WORK / "runs" / f"{row['dataset']}-{row['model']}-flax-same-init")
+        row["same_init"] = {"torch": row["torch"]["test_accuracy"], "flax": result["test_accuracy"]}
+        print(row["dataset"], row["model"], "flax from torch's initial weights", result, flush=True)
+        save({"models": rows}, args)
     return rows
+
+
+class torch_initialised_flax:
+    """Within it, the flax backend's networks start from the weights torch draws for the same spec and seed (as
+    ``textsift train`` with ``backend: torch`` builds them), converted by ``weights.from_torch``."""
+
+    def __enter__(self) -> None:
+        import torch
+        from flax import nnx
+
+        from textsift.backends.flax import networks
+        from textsift.backends.flax import weights as wio
+
+        self.networks, self.build = networks, networks.build_network
+
+        def build(spec: Any, *, vocab_size: int, num_labels: int, seed: int) -> Any:
+            net = self.build(spec, vocab_size=vocab_size, num_labels=num_labels, seed=seed)
+            torch.manual_seed(seed)
+            state = spec.build(vocab_size=vocab_size, num_labels=num_labels).state_dict()
+            nnx.update(net, wio.unflatten(nnx.state(net, nnx.Param), wio.from_torch(spec.type, state), source="torch"))
+            return net
+
+        networks.build_network = build
+
+    def __exit__(self, *exc: Any) -> None:
+        self.networks.build_network = self.build
 
 
 def part_example(args: argparse.Namespace) -> dict[str, Any]:
@@ -241,6 +278,11 @@ def markdown(results: dict[str, Any]) -> str:
                 lines += ["", f"{r['dataset']} {r['model']} over seeds {', '.join(seeds)} (same settings): torch "
                           f"{each['torch']} (mean {mean['torch']:.4f}), flax {each['flax']} (mean {mean['flax']:.4f}); "
                           f"gap of the means {100 * (mean['flax'] - mean['torch']):+.1f} points."]
+            if "same_init" in r:
+                same = r["same_init"]
+                lines += ["", f"{r['dataset']} {r['model']}, flax started from torch's own initial weights (seed 0, converted "
+                          f"by `weights.from_torch`; everything else the same): torch {same['torch']:.4f}, flax "
+                          f"{same['flax']:.4f} ({100 * (same['flax'] - same['torch']):+.1f} points)."]
         within = sum(abs(r["accuracy_gap"]) <= 0.01 for r in rows)
         fast = sum(r["steady_ratio"] <= 1.5 for r in rows)
         lines += ["", f"Targets (issue 15): test accuracy within 1 point of torch: {within} of {len(rows)} rows (one run, seed 0: "
@@ -286,6 +328,8 @@ def main() -> None:
     parser.add_argument("--example-epochs", type=int, default=None, help="Override the example's epochs.")
     parser.add_argument("--spread", nargs="*", default=["emotion:lstm"], help="dataset:model rows run again with --spread-seeds.")
     parser.add_argument("--spread-seeds", nargs="*", type=int, default=[1, 2])
+    parser.add_argument("--same-init", nargs="*", default=["emotion:lstm"],
+                        help="dataset:model rows run again on flax from torch's initial weights.")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
