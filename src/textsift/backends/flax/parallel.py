@@ -34,9 +34,8 @@ class DataParallel:
 
     def shard(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         """A batch's arrays split by rows over the devices (rows must be a multiple of the device count)."""
-        if self.size == 1:
-            return {k: jax.device_put(v, self.devices[0]) for k, v in batch.items()}
-        return {k: jax.device_put(v, self.rows) for k, v in batch.items()}
+        # one call for the whole batch (a call per array cost ~0.13 ms each, a step of the trec bag takes ~1 ms)
+        return jax.device_put(batch, self.devices[0] if self.size == 1 else self.rows)
 
     def describe(self) -> str:
         kinds = sorted({d.platform for d in self.devices})

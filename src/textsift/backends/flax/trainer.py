@@ -372,7 +372,7 @@ class FlaxTrainer:
             for position, index in enumerate(todo):
                 factor = cfg.scheduler.factor(self.state.global_step, total)  # type: ignore[attr-defined]
                 self.params, self.opt_state, loss = self._step(
-                    self.params, self.opt_state, upcoming, jnp.float32(factor), jnp.int32(self.state.global_step)
+                    self.params, self.opt_state, upcoming, np.float32(factor), np.int32(self.state.global_step)
                 )
                 # the next batch is made while the step runs (jax dispatches it asynchronously); callbacks below
                 # still see this step's parameters and loss
