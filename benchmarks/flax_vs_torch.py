@@ -255,7 +255,7 @@ def markdown(results: dict[str, Any]) -> str:
     else:
         header = f"`{results.get('command', COMMAND)}` ({results['machine']['measured']}, {results['machine']['cpus']} CPUs, jax {results['machine']['jax']} on "
     lines = ["<!-- flax_vs_torch:start -->", "## Flax backend vs torch", "",
-             header + f"{', '.join(results['machine']['jax_devices'])}; 2 threads each, under the shared heavy-run lock).", ""]
+             header + f"{', '.join(results['machine']['jax_devices'])}; 2 threads each, one run at a time).", ""]
     if rows:
         lines += ["Same config per row (the model's recommended settings, seed 0, no early stopping). Loop time per epoch: "
                   "the training steps only. *first*: the first epoch (flax: with the step's compilations, one per width "
