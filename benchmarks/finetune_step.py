@@ -1,13 +1,14 @@
-"""One MiniLM fine-tuning step on a CPU, three ways: fp32 eager, bf16 autocast, torch.compile; and AdamW's step alone.
+"""One MiniLM fine-tuning step on a CPU, four ways: fp32 eager, bf16 autocast, the network in bf16 with fp32 master
+weights (``bf16-master``), torch.compile; and AdamW's step alone.
 
-Usage: python benchmarks/finetune_step.py {eager,bf16,compile,optimizer} [--batches 42]
+Usage: python benchmarks/finetune_step.py {eager,bf16,bf16-master,compile,optimizer} [--batches 42]
 
 The step of ``finetune_vs_trainer.py`` without the rest of the loop: all-MiniLM-L6-v2 (AutoModel), masked mean
 pooling and a linear head, cross-entropy, gradient norm clipped to 1, fused AdamW, on the first ``--batches``
 length-bucketed batches of 32 emotion training texts (textsift's own ``epoch_batches``), 2 threads. Prints the
 first and second step's time (compilation shows there) and the mean of the rest. ``optimizer``: one AdamW step
 over MiniLM's weights with random gradients, per-tensor (``foreach=False``), ``foreach=True`` and ``fused=True``.
-Run it under the shared lock; the figures are quoted in BENCHMARKS.md's notes on fine-tuning.
+Run it with nothing else running; the figures are quoted in BENCHMARKS.md's notes on fine-tuning.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def optimizer_steps(model: torch.nn.Module) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["eager", "bf16", "compile", "optimizer"])
+    parser.add_argument("mode", choices=["eager", "bf16", "bf16-master", "compile", "optimizer"])
     parser.add_argument("--batches", type=int, default=42)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -75,15 +76,32 @@ def main() -> None:
 
         def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             hidden = self.encoder(input_ids=x, attention_mask=mask).last_hidden_state
-            m = mask[:, :, None].float()
+            m = mask[:, :, None].to(hidden.dtype)
             return self.head((hidden * m).sum(1) / m.sum(1))
 
     model = Model().train()
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, fused=True)
+    master = None
+    if args.mode == "bf16-master":  # the network in bf16 (no casts in the step), fp32 master weights in the optimizer
+        model = model.to(torch.bfloat16)
+        master = [p.detach().float().clone() for p in model.parameters()]
+    opt = torch.optim.AdamW(master if master is not None else model.parameters(), lr=5e-5, fused=True)
     forward = torch.compile(model, dynamic=True) if args.mode == "compile" else model
 
     def step(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
+        if master is not None:
+            params = list(model.parameters())
+            for p in params:
+                p.grad = None
+            loss = torch.nn.functional.cross_entropy(forward(x, mask).float(), y)
+            loss.backward()
+            for m, p in zip(master, params):
+                m.grad = None if p.grad is None else p.grad.float()
+            torch.nn.utils.clip_grad_norm_(master, 1.0)
+            opt.step()
+            with torch.no_grad():
+                torch._foreach_copy_(params, master)
+            return
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.mode == "bf16"):
             loss = torch.nn.functional.cross_entropy(forward(x, mask).float(), y)
         loss.backward()
