@@ -163,7 +163,8 @@ def unpadded_hidden(encoder: nn.Module, inputs: dict[str, torch.Tensor], mask: t
         for linear in (attention.query, attention.key, attention.value):
             full = x.new_zeros(rows * width, heads * size).index_copy_(0, index, linear(x))
             padded.append(full.view(rows, width, heads, size).transpose(1, 2))
-        context = torch.nn.functional.scaled_dot_product_attention(*padded, attn_mask=keys, scale=attention.scaling)
+        scale = getattr(attention, "scaling", size ** -0.5)
+        context = torch.nn.functional.scaled_dot_product_attention(*padded, attn_mask=keys, scale=scale)
         context = context.transpose(1, 2).reshape(rows * width, heads * size).index_select(0, index)
         out = layer.attention.output
         x = out.LayerNorm(out.dense(context) + x)
