@@ -115,8 +115,40 @@ def test_ray_serve_deployment_batches_and_answers_like_the_server(local_ray, mod
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "extra"]
         assert httpx.get(f"{url}/health", timeout=30).status_code == 200
         assert httpx.get(f"{url}/model", headers=auth, timeout=30).json()["labels"] == ["neg", "pos"]
+        # texts are tokenized in the batch: a too-long text is cut and flagged, or refused with truncate: false,
+        # named by its index in the request even when the request runs in two batch-sized parts (8 texts each)
+        long_text = "what a happy day " * 40
+        texts = ["a sad story"] * 10 + [long_text]
+        cut = httpx.post(f"{url}/predict", json={"texts": texts}, headers=auth, timeout=60)
+        assert cut.status_code == 200 and [p["truncated"] for p in cut.json()["predictions"]] == [False] * 10 + [True]
+        refused = httpx.post(f"{url}/predict", json={"texts": texts, "truncate": False}, headers=auth, timeout=60)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"][0]["loc"] == ["body", "texts", 10] and "texts[10]" in refused.json()["detail"][0]["msg"]
     finally:
         serve.shutdown()
+
+
+def test_a_ray_batch_is_encoded_in_one_call_and_a_too_long_text_fails_only_its_request(model_dir):
+    from textsift.inference import load
+    from textsift.serving.app import Encoder, RequestError, ServeSettings
+    from textsift.serving.ray import _forward_batch
+
+    predictor = load(model_dir)
+    encoder = Encoder(predictor)
+    calls = []
+    encode = predictor.encode
+    predictor.encode = lambda examples, *a: calls.append(len(examples)) or encode(examples, *a)
+    settings = ServeSettings(model_dir=model_dir, max_batch_size=8)
+    from textsift.data.example import Example
+
+    jobs = [([Example(text=t) for t in TEXTS[:3]], True), ([Example(text="what a happy day " * 40)], False),
+            ([Example(text=TEXTS[5])], True)]
+    out = _forward_batch(encoder, predictor, settings, None, jobs)
+    assert calls[0] == 5  # every job's texts in one tokenizer call (the too-long one re-measured after it)
+    assert isinstance(out[1], RequestError) and out[1].status == 422
+    expected = predictor.predict(TEXTS[:3] + [TEXTS[5]])
+    np.testing.assert_allclose(predictor.probabilities(np.concatenate([out[0][0], out[2][0]])), expected.probabilities, atol=1e-5)
+    assert out[0][1] == [False] * 3 and out[2][1] == [False]
 
 
 def test_predict_ray_writes_the_same_rows_in_input_order(local_ray, model_dir, tmp_path):
