@@ -25,8 +25,9 @@ def to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, 
     return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items() if k not in ("index", "labels")}
 
 
-def _inference(model: torch.nn.Module) -> Any:
-    """The network's prediction function: its ``inference`` (the same logits, maybe a faster way), else the module."""
+def inference_fn(model: torch.nn.Module) -> Any:
+    """The network's prediction function: its ``inference`` (the same logits, maybe a faster way), else the module
+    itself (a wrapper such as DistributedDataParallel has none)."""
     return getattr(model, "inference", model)
 
 
@@ -56,7 +57,7 @@ class TorchRuntime(Runtime):
         was_training = self.model.training
         self.model.eval()
         try:
-            return _inference(self.model)(to_tensors(batch, self.device)).float().cpu().numpy()
+            return inference_fn(self.model)(to_tensors(batch, self.device)).float().cpu().numpy()
         finally:
             self.model.train(was_training)
 

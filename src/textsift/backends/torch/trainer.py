@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textsift.backends.torch.runtime import resolve_device  # noqa: F401 (also imported from here by the run)
+from textsift.backends.torch.runtime import inference_fn, resolve_device  # noqa: F401 (resolve_device: also imported from here by the run)
 from textsift.batching import EncodedDataset, collate, eval_batches, epoch_batches
 from textsift.config.schema import TrainerConfig
 from textsift.errors import ConfigError
@@ -49,7 +49,7 @@ def predict_logits(
     model.eval()
     out: np.ndarray | None = None
     for batch in data.iter_batches(eval_batches(data.ids.lengths, batch_size), fmt):
-        logits = getattr(model, "inference", model)(to_tensors(batch, device)).float().cpu().numpy()
+        logits = inference_fn(model)(to_tensors(batch, device)).float().cpu().numpy()
         if out is None:
             out = np.empty((len(data), logits.shape[1]), dtype=np.float32)
         out[batch["index"]] = logits
