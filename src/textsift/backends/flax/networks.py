@@ -265,9 +265,26 @@ class _Recurrence(nnx.Module):
 # passes computed every position of the padded bucket width. Here each step past the longest text (known at run
 # time: one compilation per bucket still serves every length in it; torch's packed sequences stop there too) is a
 # lax.cond that only carries the state, the backward loop does only what must be sequential (each step's gate
-# gradients and the state's gradient through w_h), and the weights' gradient is one product over all steps after it. ``steps [L, B, 1]``: 1.0 where a text has
-# an id, 0.0 past its end (the state is carried unchanged there, so the final state is that of each text's last id;
-# positions past the longest text output the final state).
+# gradients and the state's gradient through w_h), and the weights' gradient is one product over all steps after
+# it. ``steps [L, B, 1]``: 1.0 where a text has an id, 0.0 past its end (the state is carried unchanged there, so
+# the final state is that of each text's last id; positions past the longest text output the final state).
+
+def _recurrence(forward: Callable[..., tuple[Any, Any]], backward: Callable[..., tuple[Any, ...]], doc: str) -> Any:
+    """The differentiable recurrence of ``forward`` (``(projected, w_h, b_h, steps)`` -> ``((outputs, final),
+    saved)``) with ``backward`` (``((saved, w_h, steps), (d_outputs, d_final))`` -> the four inputs' gradients)."""
+
+    @jax.custom_vjp
+    def run(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return forward(projected, w_h, b_h, steps)[0]
+
+    def run_fwd(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[Any, Any]:
+        result, saved = forward(projected, w_h, b_h, steps)
+        return result, (saved, w_h, steps)
+
+    run.defvjp(run_fwd, backward)
+    run.__doc__ = doc
+    return run
+
 
 def _used(steps: jax.Array) -> jax.Array:
     """The number of leading positions that some text of the batch uses (its longest text's length)."""
@@ -301,18 +318,6 @@ def _lstm_forward(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: j
     return (out, h), (*saved, n)
 
 
-@jax.custom_vjp
-def _lstm(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """An LSTM direction over ``projected [L, B, 4H]`` (the inputs' products, torch's gate order i, f, g, o):
-    outputs ``[L, B, H]`` and the final state ``[B, H]``."""
-    return _lstm_forward(projected, w_h, b_h, steps)[0]
-
-
-def _lstm_fwd(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[Any, Any]:
-    result, saved = _lstm_forward(projected, w_h, b_h, steps)
-    return result, (saved, w_h, steps)
-
-
 def _lstm_bwd(residuals: Any, grads: tuple[jax.Array, jax.Array]) -> tuple[Any, ...]:
     (h_prev, c_prev, gates, tanh_cs, n), w_h, steps = residuals
     d_out, d_final = grads
@@ -343,7 +348,8 @@ def _lstm_bwd(residuals: Any, grads: tuple[jax.Array, jax.Array]) -> tuple[Any, 
     return d_gates, d_w, d_gates.sum((0, 1)), jnp.zeros_like(steps)
 
 
-_lstm.defvjp(_lstm_fwd, _lstm_bwd)
+_lstm = _recurrence(_lstm_forward, _lstm_bwd, """An LSTM direction over ``projected [L, B, 4H]`` (the inputs' products,
+torch's gate order i, f, g, o): outputs ``[L, B, H]`` and the final state ``[B, H]``.""")
 
 
 def _gru_forward(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[Any, Any]:
@@ -369,18 +375,6 @@ def _gru_forward(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: ja
     zeros = jnp.zeros((rows, hidden), projected.dtype)
     h, (out, saved) = jax.lax.scan(step, zeros, (projected, steps, jnp.arange(length)))
     return (out, h), (*saved, n)
-
-
-@jax.custom_vjp
-def _gru(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """A GRU direction over ``projected [L, B, 3H]`` (torch's gate order r, z, n): outputs ``[L, B, H]`` and the
-    final state ``[B, H]``."""
-    return _gru_forward(projected, w_h, b_h, steps)[0]
-
-
-def _gru_fwd(projected: jax.Array, w_h: jax.Array, b_h: jax.Array, steps: jax.Array) -> tuple[Any, Any]:
-    result, saved = _gru_forward(projected, w_h, b_h, steps)
-    return result, (saved, w_h, steps)
 
 
 def _gru_bwd(residuals: Any, grads: tuple[jax.Array, jax.Array]) -> tuple[Any, ...]:
@@ -412,7 +406,8 @@ def _gru_bwd(residuals: Any, grads: tuple[jax.Array, jax.Array]) -> tuple[Any, .
     return d_x, d_w, d_h.sum((0, 1)), jnp.zeros_like(steps)
 
 
-_gru.defvjp(_gru_fwd, _gru_bwd)
+_gru = _recurrence(_gru_forward, _gru_bwd, """A GRU direction over ``projected [L, B, 3H]`` (torch's gate order r, z, n):
+outputs ``[L, B, H]`` and the final state ``[B, H]``.""")
 
 
 @jax.custom_vjp
