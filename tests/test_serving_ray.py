@@ -141,11 +141,11 @@ def test_a_ray_batch_is_encoded_in_one_call_and_a_too_long_text_fails_only_its_r
     settings = ServeSettings(model_dir=model_dir, max_batch_size=8)
     from textsift.data.example import Example
 
-    jobs = [([Example(text=t) for t in TEXTS[:3]], True), ([Example(text="what a happy day " * 40)], False),
-            ([Example(text=TEXTS[5])], True)]
+    jobs = [([Example(text=t) for t in TEXTS[:3]], True, 0), ([Example(text="what a happy day " * 40)], False, 8),
+            ([Example(text=TEXTS[5])], True, 0)]
     out = _forward_batch(encoder, predictor, settings, None, jobs)
     assert calls[0] == 5  # every job's texts in one tokenizer call (the too-long one re-measured after it)
-    assert isinstance(out[1], RequestError) and out[1].status == 422
+    assert isinstance(out[1], RequestError) and out[1].status == 422 and out[1].loc == ("texts", 8)  # its index in its request
     expected = predictor.predict(TEXTS[:3] + [TEXTS[5]])
     np.testing.assert_allclose(predictor.probabilities(np.concatenate([out[0][0], out[2][0]])), expected.probabilities, atol=1e-5)
     assert out[0][1] == [False] * 3 and out[2][1] == [False]

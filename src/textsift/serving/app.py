@@ -132,21 +132,22 @@ class Encoder:
     def __call__(self, examples: list[Any], truncate: bool) -> tuple[Any, list[bool]]:
         return self._checked(examples, self.predictor.encode(examples).ids, truncate)
 
-    def many(self, requests: list[tuple[list[Any], bool]]) -> list[tuple[Any, list[bool]] | RequestError]:
+    def many(self, requests: list[tuple[Any, ...]]) -> list[tuple[Any, list[bool]] | RequestError]:
         """Several requests' ``(examples, truncate)`` encoded in one tokenizer call (a fast tokenizer batches in Rust):
-        each request's ``(ids, truncated)``, or the :class:`RequestError` of a request whose text is too long."""
-        everything = [ex for examples, _ in requests for ex in examples]
+        each request's ``(ids, truncated)``, or the :class:`RequestError` of a request whose text is too long. A third
+        item, the index of a part's first text in its whole request, is how a too-long text is named."""
+        everything = [ex for examples, *_ in requests for ex in examples]
         ids = self.predictor.encode(everything).ids
-        bounds = np.cumsum([0] + [len(examples) for examples, _ in requests])
+        bounds = np.cumsum([0] + [len(request[0]) for request in requests])
         out: list[tuple[Any, list[bool]] | RequestError] = []
-        for (examples, truncate), a, b in zip(requests, bounds[:-1], bounds[1:]):
+        for (examples, truncate, *first), a, b in zip(requests, bounds[:-1], bounds[1:]):
             try:
-                out.append(self._checked(examples, ids.take(np.arange(a, b)), truncate))
+                out.append(self._checked(examples, ids.take(np.arange(a, b)), truncate, first[0] if first else 0))
             except RequestError as exc:
                 out.append(exc)
         return out
 
-    def _checked(self, examples: list[Any], ids: Any, truncate: bool) -> tuple[Any, list[bool]]:
+    def _checked(self, examples: list[Any], ids: Any, truncate: bool, first: int = 0) -> tuple[Any, list[bool]]:
         truncated = [False] * len(examples)
         if self.max_length is not None and self._uncapped is not None:
             at_max = np.flatnonzero(ids.lengths >= self.max_length)  # only these can have been cut
@@ -155,8 +156,9 @@ class Encoder:
                 for i, n in zip(at_max, full):
                     if n > self.max_length:
                         if not truncate:
-                            raise RequestError(422, f"texts[{i}] is {int(n)} tokens long, longer than the model's maximum of "
-                                               f"{self.max_length}; shorten it, or send truncate: true to cut it.", ("texts", int(i)))
+                            where = first + int(i)
+                            raise RequestError(422, f"texts[{where}] is {int(n)} tokens long, longer than the model's maximum "
+                                               f"of {self.max_length}; shorten it, or send truncate: true to cut it.", ("texts", where))
                         truncated[int(i)] = True
         return ids, truncated
 

@@ -236,24 +236,35 @@ class MicroBatcher:
     def _run(self, jobs: list[Job]) -> list[Any]:
         """In the batch thread: encode the jobs that need it (in one call), then the forward passes over all of them.
         Each job's result, in order: its logits, ``(logits, extra)`` for an encoded payload, or its own exception."""
-        results: list[Any] = [None] * len(jobs)
-        extras: dict[int, Any] = {}
-        ids: dict[int, Ragged] = {i: j.ids for i, j in enumerate(jobs) if j.ids is not None}
-        pending = [i for i, j in enumerate(jobs) if j.ids is None]
-        if pending:
-            assert self.encode is not None
-            for i, outcome in zip(pending, self.encode([jobs[i].payload for i in pending]), strict=True):
-                if isinstance(outcome, Exception):
-                    results[i] = outcome
-                else:
-                    ids[i], extras[i] = outcome
-        order = sorted(ids)
-        if order:
-            logits = run_batches(self.logits_fn, self.input_format, [ids[i] for i in order], self.max_batch_size,
-                                 self.max_batch_tokens, self.stats.on_batch, self.pass_cost, self.stats.on_forward)
-            for i, out in zip(order, logits):
-                results[i] = (out, extras[i]) if i in extras else out
-        return results
+        def forward(parts: list[Ragged]) -> list[np.ndarray]:
+            return run_batches(self.logits_fn, self.input_format, parts, self.max_batch_size, self.max_batch_tokens,
+                               self.stats.on_batch, self.pass_cost, self.stats.on_forward)
+
+        return run_jobs([j.ids for j in jobs], [j.payload for j in jobs], self.encode, forward)
+
+
+def run_jobs(ids: list[Ragged | None], payloads: list[Any],
+             encode: Callable[[list[Any]], list[tuple[Ragged, Any] | Exception]] | None,
+             forward: Callable[[list[Ragged]], list[np.ndarray]]) -> list[Any]:
+    """One batch of jobs: those without ``ids`` have their ``payloads`` encoded in one ``encode`` call, then every
+    job's rows go through ``forward`` together (:func:`run_batches` over them). Each job's result, in order: its
+    logits, ``(logits, extra)`` for an encoded payload, or the exception ``encode`` gave for it (only that job fails)."""
+    results: list[Any] = [None] * len(ids)
+    extras: dict[int, Any] = {}
+    known: dict[int, Ragged] = {i: x for i, x in enumerate(ids) if x is not None}
+    pending = [i for i, x in enumerate(ids) if x is None]
+    if pending:
+        assert encode is not None
+        for i, outcome in zip(pending, encode([payloads[i] for i in pending]), strict=True):
+            if isinstance(outcome, Exception):
+                results[i] = outcome
+            else:
+                known[i], extras[i] = outcome
+    order = sorted(known)
+    if order:
+        for i, out in zip(order, forward([known[i] for i in order])):
+            results[i] = (out, extras[i]) if i in extras else out
+    return results
 
 
 def split_by_cost(lengths: np.ndarray, max_batch_size: int, max_batch_tokens: int, pass_cost: float) -> list[np.ndarray]:

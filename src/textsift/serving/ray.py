@@ -24,30 +24,26 @@ from textsift.errors import ConfigError
 from textsift.serving.app import (
     Encoder, RequestError, ServeSettings, check_request, measure_cost, parse_request, read_api_key, render, warm_up,
 )
-from textsift.serving.batcher import run_batches
+from textsift.serving.batcher import run_batches, run_jobs
 
 logger = logging.getLogger(__name__)
 
 
-def _texts(jobs: list[tuple[list[Any], bool]]) -> int:
-    """A batch's size in texts (each job: one request's part, ``(examples, truncate)``)."""
-    return sum(len(examples) for examples, _ in jobs)
+def _texts(jobs: list[tuple[list[Any], bool, int]]) -> int:
+    """A batch's size in texts (each job: one request's part, ``(examples, truncate, first index)``)."""
+    return sum(len(job[0]) for job in jobs)
 
 
 def _forward_batch(encoder: Any, predictor: Any, settings: Any, pass_cost: float | None,
-                   jobs: list[tuple[list[Any], bool]]) -> list[Any]:
-    """The jobs of one ``@serve.batch`` call encoded in one tokenizer call (as the uvicorn server's batch thread
-    does), then run in forward passes together: each job's ``(logits, truncated)``, or the :class:`RequestError` of
-    a job whose text is too long (only that request fails)."""
-    encoded = encoder.many(jobs)
-    ok = [i for i, e in enumerate(encoded) if not isinstance(e, RequestError)]
-    out: list[Any] = list(encoded)
-    if ok:
-        logits = run_batches(predictor.runtime.logits, predictor.input_format, [encoded[i][0] for i in ok],
-                             settings.max_batch_size, settings.max_batch_tokens, pass_cost=pass_cost)
-        for i, part in zip(ok, logits):
-            out[i] = (part, encoded[i][1])
-    return out
+                   jobs: list[tuple[list[Any], bool, int]]) -> list[Any]:
+    """The jobs of one ``@serve.batch`` call encoded in one tokenizer call, then run in forward passes together, as
+    the uvicorn server's batch thread runs its jobs (:func:`~textsift.serving.batcher.run_jobs`): each job's
+    ``(logits, truncated)``, or the :class:`RequestError` of a job whose text is too long (only that request fails)."""
+    def forward(parts: list[Any]) -> list[np.ndarray]:
+        return run_batches(predictor.runtime.logits, predictor.input_format, parts, settings.max_batch_size,
+                           settings.max_batch_tokens, pass_cost=pass_cost)
+
+    return run_jobs([None] * len(jobs), jobs, encoder.many, forward)
 
 
 def deployment(settings: ServeSettings, replicas: int = 1, num_cpus: float = 1.0) -> Any:
@@ -70,21 +66,17 @@ def deployment(settings: ServeSettings, replicas: int = 1, num_cpus: float = 1.0
             self.forward.set_batch_wait_timeout_s(s.max_wait_ms / 1000.0)
 
         @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005, batch_size_fn=_texts)
-        async def forward(self, jobs: list[tuple[list[Any], bool]]) -> list[Any]:
+        async def forward(self, jobs: list[tuple[list[Any], bool, int]]) -> list[Any]:
             return await asyncio.to_thread(_forward_batch, self.encoder, self.predictor, self.settings, self.pass_cost, jobs)
 
         async def logits(self, examples: list[Any], truncate: bool) -> tuple[np.ndarray, list[bool]]:
             """A request larger than a batch goes in batch-sized parts (each part's rows stay in order); the
             texts are tokenized in the batch, with the other requests' (one tokenizer call per batch)."""
             step = self.settings.max_batch_size
-            parts = [examples[i:i + step] for i in range(0, len(examples), step)]
-            results = await asyncio.gather(*(self.forward((part, truncate)) for part in parts))
-            for k, result in enumerate(results):
-                if isinstance(result, RequestError):  # a text too long with truncate: false; its index in the request
-                    if result.loc and result.loc[0] == "texts":
-                        index = int(result.loc[1]) + k * step
-                        raise RequestError(result.status, str(result).replace(f"texts[{result.loc[1]}]", f"texts[{index}]"),
-                                           ("texts", index))
+            parts = [(examples[i:i + step], truncate, i) for i in range(0, len(examples), step)]
+            results = await asyncio.gather(*(self.forward(part) for part in parts))
+            for result in results:
+                if isinstance(result, RequestError):  # a text too long with truncate: false (named by its index)
                     raise result
             return np.concatenate([r[0] for r in results]), [t for r in results for t in r[1]]
 
