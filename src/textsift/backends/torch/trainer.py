@@ -177,13 +177,16 @@ class Trainer:
         world = distributed.world_size()
         return [b for b in batches if len(b) >= world] if world > 1 else batches  # every rank needs an example
 
-    def _batch_size(self, train: EncodedDataset) -> int:
+    def _batch_size(self, train: EncodedDataset, model: torch.nn.Module) -> int:
         if self.config.batch_size != "auto":
             return int(self.config.batch_size)
         if self.model_spec is None:
             raise ConfigError("trainer.batch_size: 'auto' needs the model's spec; give the Trainer model_spec=...")
-        size = self.model_spec.auto_batch_size(len(train), float(train.ids.lengths.mean()) if len(train) else 0.0)
-        logger.info("trainer.batch_size auto: %d (%d examples, %.0f ids each on average)", size, len(train), train.ids.lengths.mean())
+        # the ids the trained part reads (linear_bag's bag member: the word n-grams only, not the solver's characters)
+        lengths = model.trained_lengths(train.ids) if hasattr(model, "trained_lengths") else train.ids.lengths
+        mean = float(lengths.mean()) if len(train) else 0.0
+        size = self.model_spec.auto_batch_size(len(train), mean)
+        logger.info("trainer.batch_size auto: %d (%d examples, %.0f ids each on average)", size, len(train), mean)
         return size
 
     def _build_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -196,8 +199,9 @@ class Trainer:
                 "textsift.training.optim:SparseAdamW, torch.optim:Adagrad or torch.optim:SGD, or set model.sparse: false."
             )
         sparse_ids = {id(p) for p in sparse}
-        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 and id(p) not in sparse_ids]
-        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and id(p) not in sparse_ids]
+        trained = [p for p in model.parameters() if p.requires_grad]  # (a frozen or solved part stays out)
+        no_decay = [p for p in trained if p.ndim < 2 and id(p) not in sparse_ids]
+        decay = [p for p in trained if p.ndim >= 2 and id(p) not in sparse_ids]
         groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
         if sparse:
             groups.append({"params": sparse, "weight_decay": 0.0})
@@ -283,12 +287,15 @@ class Trainer:
     ) -> TrainerState:
         cfg = self.config
         fmt = getattr(model, "input_format", "padded")
-        self.batch_size = self._batch_size(train)
+        self.batch_size = self._batch_size(train, model)
         self.model = model.to(self.device)
         loss_fn = loss_fn.to(self.device)
         self._setup_precision()
-        solver = hasattr(model, "solve")  # a model fitted by a solver to convergence (linear): no optimizer, no epochs
-        # (constructing any torch optimizer imports torch._dynamo: about 1.5 s that a solver run need not wait for)
+        # a model fitted by a solver to convergence (linear): no optimizer, no epochs (constructing any torch optimizer
+        # imports torch._dynamo: about 1.5 s that a solver run need not wait for); one that also has members to train
+        # (linear_bag) is solved first, then trains the rest for its epochs
+        then_train = bool(getattr(model, "trains_after_solve", False))
+        solver = hasattr(model, "solve") and not then_train
         self.optimizer = None if solver else self._build_optimizer(model)
         if distributed.active():
             if hasattr(model, "sparse_parameters") and model.sparse_parameters():
@@ -314,6 +321,10 @@ class Trainer:
         model.train()
         if solver:
             self._solve(model, train, validation, loss_fn)
+        elif then_train and self.state.global_step == 0 and self.state.epoch == 0:  # (resumed: the checkpoint has it)
+            info = model.solve(train.ids, train.labels)  # type: ignore[operator]
+            logger.info("Solved the fixed part of the model (%d iterations, %.1f s); training the rest", info["iterations"],
+                        info["seconds"])
         while self.state.epoch < cfg.epochs and not self.state.should_stop and not solver:
             self._call("on_epoch_start")
             batches = self._epoch_batches(lengths, self.state.epoch)
