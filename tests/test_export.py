@@ -22,10 +22,10 @@ from textsift.inference.runtime import choose_runtime  # noqa: E402
 
 from conftest import TINY, assert_only_safe_files, model_settings, tiny_config, write_jsonl  # noqa: E402
 
-MODELS = ["bag", "linear", "cnn", "lstm", "gru", "transformer"]
+MODELS = ["bag", "linear", "linear_bag", "cnn", "lstm", "gru", "transformer"]
 #: small networks: the export traces the same code whatever the sizes
 SMALL = {"cnn": {"embed_dim": 16, "channels": 16}, "lstm": {"embed_dim": 16, "hidden_size": 8, "layers": 2},
-         "gru": {"embed_dim": 16, "hidden_size": 8, "pooling": "last"}, "bag": {"embed_dim": 16}}
+         "gru": {"embed_dim": 16, "hidden_size": 8, "pooling": "last"}, "bag": {"embed_dim": 16}, "linear_bag": {"embed_dim": 16}}
 LONG = " ".join(t for t, _ in TINY) * 4  # longer than a words tokenizer's max_length of 64 (set below)
 TEXTS = [t for t, _ in TINY] + ["happy", "an unseen text about nothing at all", LONG, "zzz"] + [f"{t} {t}" for t, _ in TINY[:3]]
 
@@ -71,7 +71,7 @@ def test_export_writes_checked_graphs_and_a_manifest(exported):
     assert Path(quantization["calibration_file"]).name == "tiny.jsonl" and quantization["calibration_batches"] >= 1
     # every embedding table gets a scale per row (linear: its weights and bias tables); the transformer's products
     # with weight matrices (6 per layer, 2 layers) a scale per token or per tensor, as their calibration tokens say
-    assert quantization["per_row_tables"] == {"linear": 2, "transformer": 3}.get(name, 1), quantization
+    assert quantization["per_row_tables"] == {"linear": 2, "linear_bag": 3, "transformer": 3}.get(name, 1), quantization
     products = quantization["per_token_matmuls"] + quantization["per_tensor_matmuls"]
     assert products == (12 if name == "transformer" else 0), quantization
     assert not [p for p in model_dir.iterdir() if p.name.startswith(".")]  # no temporary files left
@@ -93,7 +93,7 @@ def test_onnx_matches_torch_at_every_batch_size_and_length(exported):
     assert (onnx_predictor.runtime.name, int8_predictor.runtime.name) == ("onnx", "onnx-int8")
     lengths = torch_predictor.encode(examples_from_texts(TEXTS)).ids.lengths
     assert lengths.min() <= 3
-    if name != "bag" and name != "linear":  # n-gram features have no small maximum
+    if name not in ("bag", "linear", "linear_bag"):  # n-gram features have no small maximum
         assert lengths.max() == torch_predictor.config.tokenizer.max_length  # the long text is cut at the maximum
     for batch_size in (1, 3, 17):
         expected = torch_predictor.predict(TEXTS, batch_size=batch_size)

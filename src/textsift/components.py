@@ -5,6 +5,7 @@ import textsift.data.readers  # noqa: F401
 import textsift.backends.torch.networks.bag  # noqa: F401
 import textsift.backends.torch.networks.cnn  # noqa: F401
 import textsift.backends.torch.networks.linear  # noqa: F401
+import textsift.backends.torch.networks.linear_bag  # noqa: F401
 import textsift.backends.torch.networks.rnn  # noqa: F401
 import textsift.backends.torch.networks.transformer  # noqa: F401
 import textsift.text.ngrams  # noqa: F401

@@ -123,6 +123,30 @@ class LinearForExport(nn.Module):
         return (scale[:, :, None] * nn.functional.embedding(ids, self.weight)).sum(1) + self.bias
 
 
+class LinearBagForExport(nn.Module):
+    """``LinearBagClassifier`` over padded ids: both members' export forms, the bag reading the word n-grams only
+    (character ids become padding, which it leaves out), and the same average of their probabilities."""
+
+    input_format = "padded"
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.linear, self.bag = LinearForExport(model.linear), BagForExport(model.bag)
+        self.first_char_row = int(model.linear.first_char_row)
+        self.weight = float(model.spec.linear_weight)
+        self.sigmoid = bool(model.sigmoid)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        linear = self.linear(ids, lengths)
+        bag = self.bag(torch.where(ids < self.first_char_row, ids, torch.zeros_like(ids)), lengths)
+        w = self.weight
+        if self.sigmoid:
+            p = (w * torch.sigmoid(linear) + (1 - w) * torch.sigmoid(bag)).clamp(1e-7, 1 - 1e-7)
+            return torch.log(p) - torch.log1p(-p)
+        p = w * torch.softmax(linear, -1) + (1 - w) * torch.softmax(bag, -1)
+        return torch.log(p.clamp_min(1e-30))
+
+
 class RnnForExport(nn.Module):
     """``RnnClassifier`` without packing: each direction of each layer over the padded batch; the backward one
     over every text reversed within its own length (padding stays behind), which is what packing computes."""
@@ -182,7 +206,11 @@ def exportable(model: nn.Module) -> nn.Module:
     """The module torch.onnx.export traces for ``model``: a rewrite for export, or the network itself."""
     from textsift.backends.torch.networks.bag import BagClassifier
     from textsift.backends.torch.networks.linear import LinearClassifier
+    from textsift.backends.torch.networks.linear_bag import LinearBagClassifier
     from textsift.backends.torch.networks.rnn import RnnClassifier
+
+    if isinstance(model, LinearBagClassifier):
+        return LinearBagForExport(model).eval()
 
     if isinstance(model, BagClassifier):
         return BagForExport(model).eval()
