@@ -172,14 +172,14 @@ def test_a_zero_config_run_imports_neither_scikit_learn_nor_matplotlib_without_a
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
 
 
-def test_the_defaults_are_linear_and_bag_and_every_named_candidate_resolves(tmp_path):
+def test_the_defaults_are_linear_bag_and_bag_and_every_named_candidate_resolves(tmp_path):
     from textsift.training.auto import CANDIDATES
 
     data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY])
     make = lambda extra: load_config(base={"data": {"train": str(data)}}, overrides=extra)  # noqa: E731
-    assert [c.name for c in candidate_configs(make)] == ["linear", "bag"]
+    assert [c.name for c in candidate_configs(make)] == ["linear_bag", "bag"]
     every = candidate_configs(make, [name for name, _ in CANDIDATES])
-    assert {c.name: c.config.model.type for c in every} == {"linear": "linear", "bag": "bag", "linear-C30": "linear",
+    assert {c.name: c.config.model.type for c in every} == {"linear_bag": "linear_bag", "linear": "linear", "bag": "bag", "linear-C30": "linear",
                                                             "linear-C3": "linear", "bag-chars": "bag"}
     assert next(c for c in every if c.name == "bag-chars").config.tokenizer.char_ngrams == (3, 5)
 
@@ -187,7 +187,7 @@ def test_the_defaults_are_linear_and_bag_and_every_named_candidate_resolves(tmp_
 def test_an_unknown_candidate_is_refused_naming_the_known_ones(tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in TINY])
     message = error_of(run("train", "--train", str(data), "--candidates", "linear,svm", "-o", str(tmp_path / "r")))
-    assert "--candidates: unknown candidate 'svm'; choose from linear, bag, linear-C30" in message
+    assert "--candidates: unknown candidate 'svm'; choose from linear_bag, linear, bag, linear-C30" in message
     message = error_of(run("train", "--train", str(data), "--model", "bag", "--candidates", "linear", "-o", str(tmp_path / "b")))
     assert "--candidates are what --model auto chooses from" in message
 

@@ -69,7 +69,7 @@ def train(
     validation_file: str | None = typer.Option(None, "--validation", help="Validation data file."),
     test_file: str | None = typer.Option(None, "--test", help="Test data file, evaluated after training."),
     model: str | None = typer.Option(
-        None, "--model", help="Model type: auto (the default when neither this nor the config names one), linear, bag, cnn, lstm, "
+        None, "--model", help="Model type: auto (the default when neither this nor the config names one), linear_bag, linear, bag, cnn, lstm, "
         "gru, transformer, or an import path."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Run directory (default: runs/MODEL-TIME)."),
     overrides: list[str] = typer.Option([], "--set", "-s", help="Override a setting: --set trainer.epochs=5."),
@@ -82,7 +82,7 @@ def train(
         None, "--budget", min=1, help="--model auto: seconds to spend on candidates (default: a few bag runs; two are always tried)."),
     candidates_opt: str | None = typer.Option(
         None, "--candidates", help="--model auto: the candidates to try, comma-separated, in this order of preference "
-        "(default linear,bag; also linear-C30, linear-C3, bag-chars)."),
+        "(default linear_bag,bag; also linear, linear-C30, linear-C3, bag-chars)."),
     no_data_checks: bool = typer.Option(
         False, "--no-data-checks", help="Skip the cheap data checks before training (sets data.checks=false; see textsift debug data)."),
 ) -> None:

@@ -5,8 +5,8 @@ on. No single default does: TF-IDF + logistic regression wins on long or topical
 short noisy ones. So the candidates are trained on the same train / validation split (cheapest and most often
 best first) until the time budget is spent; the one with the best validation metric is the run's model.
 
-* The first two (linear, bag: the defaults) always train, side by side: the linear fit uses one core, the bag
-  takes the other in a second process. With more candidates (``--candidates``), while the bag still trains the
+* The first two (linear_bag, bag: the defaults) always train, side by side: linear_bag (the linear model and a bag
+  averaged) uses one core, the bag takes the other in a second process. With more candidates (``--candidates``), while the bag still trains the
   next one trains here; after them a budget of a few bag runs (or ``--budget``) decides whether more start, and
   one past it stops at the end of its epoch.
 * When the validation data is a small held-out part of the training data (under :data:`CV_BELOW` examples), one
@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 #: (name, overrides) in the order they are tried: cheapest and most often best first
 CANDIDATES: list[tuple[str, list[str]]] = [
+    ("linear_bag", ["model=linear_bag"]),
     ("linear", ["model=linear"]),
     ("bag", ["model=bag"]),
     ("linear-C30", ["model=linear", "model.C=30"]),
@@ -56,7 +57,10 @@ CANDIDATES: list[tuple[str, list[str]]] = [
 #: benchmark of 2026-11-29 it was never chosen on any of the seven datasets (at best a tie), and wherever the bag
 #: still trained beside it it ran in that wait and added its whole time to the run (emotion: the time to a model
 #: is what the zero-config target measures). The two defaults train side by side, in about the time of one.
-DEFAULT_CANDIDATES: tuple[str, ...] = ("linear", "bag")
+#: linear_bag replaced linear (2026-11-29): on a held-out tenth of each develop set's training data the average of the
+#: two members beat the linear model alone on every one (test accuracy sst2 +1.0, trec +0.8, emotion +0.45, r8 +0.13),
+#: though its validation score was at most level with linear's there: chosen by validation it would never have won.
+DEFAULT_CANDIDATES: tuple[str, ...] = ("linear_bag", "bag")
 #: without --budget: after the first two candidates, go on while the time spent stays within this many bag runs
 DEFAULT_BUDGET_BAG_RUNS = 3.0
 #: training texts longer than this on average (characters): linear candidates use word n-grams only. Character
@@ -316,7 +320,7 @@ def _words_only_on_long_texts(candidates: list[Candidate], held: Splits) -> None
         return
     for cand in candidates:
         tokenizer = cand.config.tokenizer
-        if cand.config.model.type == "linear" and getattr(tokenizer, "char_ngrams", None):  # type: ignore[attr-defined]
+        if cand.config.model.type in ("linear", "linear_bag") and getattr(tokenizer, "char_ngrams", None):  # type: ignore[attr-defined]
             cand.config = cand.config.model_copy(update={"tokenizer": tokenizer.model_copy(update={"char_ngrams": None})})
             logger.info("auto: the training texts average %.0f characters: %s uses word n-grams only", mean, cand.name)
 
