@@ -214,3 +214,19 @@ def test_a_candidate_clearly_behind_a_finished_rival_stops_at_its_epoch_end(tmp_
         assert (len(epochs) == 1) is stops and (records / "bag.stopped").is_file() is stops
         assert "val/accuracy" in metrics  # a stopped candidate still reports its best epoch
     assert "below linear's 1.0100" in (tmp_path / "run-True" / "candidates" / "bag.stopped").read_text()
+
+
+def test_a_cross_validated_winner_that_keeps_its_last_epoch_is_trained_for_all_its_epochs(tmp_path):
+    """linear_bag keeps its last epoch (choosing one by validation cost points): after cross-validation its final run
+    trains for its configured epochs, not for the epoch at which the folds' validation accuracy happened to peak."""
+    train = write_jsonl(tmp_path / "train.jsonl", suffix_task(300, 0))
+    test = write_jsonl(tmp_path / "test.jsonl", suffix_task(100, 2))
+    base = {"data": {"train": str(train), "test": str(test)}}
+    make = lambda extra: load_config(base=base, overrides=[*extra, "trainer.epochs=4"])  # noqa: E731
+    candidates = candidate_configs(make, ["linear_bag", "bag"])
+    assert candidates[0].config.trainer.restore_best is False
+    result = train_auto(candidates, tmp_path / "run", report=False)
+    assert result.metrics["cv/folds"] == 5 and result.metrics["cv/best_epoch_median"] == 4
+    saved = load_config(tmp_path / "run" / "config.yaml")
+    assert saved.model.type == "linear_bag" and saved.trainer.epochs == 4 and saved.data.validation_split == 0
+    assert "finished all 4 epochs" in (tmp_path / "run" / "candidates" / "linear_bag" / "train.log").read_text()

@@ -406,7 +406,10 @@ def _cross_validate(config: Config, folds: list[Splits], metric: str, deadline: 
             return None
         result = train(config, None, splits=fold, report=False, callbacks=deadline)
         per_fold.append(result.metrics)
-        epochs.append(result.state.best_epoch or result.state.epoch)
+        # the epoch the fold's run ended with: its best one where the recipe restores it, else its last (linear_bag
+        # keeps its last epoch; the final training on all data must not stop where validation happened to peak)
+        kept = result.state.best_epoch if config.trainer.restore_best else None
+        epochs.append(kept or result.state.epoch)
     keys = [k for k in per_fold[0] if k.startswith("val/") and "/per_label/" not in k and all(k in m for m in per_fold)]
     out = {k: float(np.mean([m[k] for m in per_fold])) for k in keys}
     out[f"cv/{metric}_std"] = float(np.std([m[metric] for m in per_fold], ddof=1))
@@ -419,7 +422,7 @@ def _final_training(best: Candidate, held: Splits, *, has_test: bool) -> tuple[C
     """The config and data the cross-validated winner is trained with.
 
     On all of train + validation (the folds told which candidate is best, the split is not needed to choose), for
-    the median of the folds' best epoch counts, unless something needs held-out data: calibration, tuned
+    the median of the folds' kept epoch counts (the best, or the last for a recipe that keeps its last), unless something needs held-out data: calibration, tuned
     thresholds (multilabel), or the report when there is no test data. Measured with the linear model (test
     accuracy, split -> all): trec 0.898 -> 0.902, r8 0.9712 -> 0.9712, uci_sentences 0.838 -> 0.845, emotion
     0.875 -> 0.878. On larger data (no cross-validation) the winner keeps its split: training it again would
