@@ -84,6 +84,26 @@ def test_a_student_learns_the_teacher_not_the_labels(teacher, tmp_path):
     assert saved.distill.teacher == str(teacher.resolve()) and saved.data.unlabeled == str(unlabeled)
 
 
+@pytest.mark.parametrize("model", ["linear", "linear_bag"])
+def test_a_solver_student_fits_the_teachers_probabilities(teacher, tmp_path, model):
+    """linear (and linear_bag's linear member) is fitted by its solver, not by the loss: it fits the mix of the teacher's
+    probabilities and the labels (here the teacher's alone, alpha 1) instead of failing on the distillation targets."""
+    from textsift.compression.distill import distill
+
+    texts = [t for t, _ in TINY] + EXTRA
+    unlabeled = write_jsonl(tmp_path / "unlabeled.jsonl", [{"text": t} for t in EXTRA])
+    raw = _student(tmp_path, model, alpha=1.0)
+    raw["data"]["unlabeled"] = str(unlabeled)
+    raw["trainer"]["epochs"] = 10
+    result = distill(resolve(raw), teacher, tmp_path / "run", report=False)
+    distilled = _agreement(result.model_dir, teacher, texts)
+    import textsift
+
+    plain = textsift.train(resolve(tiny_config(tmp_path / "student.jsonl", model, trainer__epochs=10)), tmp_path / "plain", report=False)
+    on_labels = _agreement(plain.model_dir, teacher, texts)
+    assert distilled >= 0.9 and on_labels <= 0.3, (distilled, on_labels)
+
+
 def test_init_from_teacher_layers_copies_embeddings_layers_and_head_in_the_students_label_order(teacher, tmp_path):
     from textsift.compression.distill import student_from_teacher
     from textsift.inference.predictor import Predictor

@@ -162,6 +162,24 @@ class DistillLoss(nn.Module):
             loss = loss + self._intermediate()
         return loss
 
+    def solver_targets(self, targets: np.ndarray) -> np.ndarray | None:
+        """What a student fitted by a solver (``linear``, linear_bag's linear member) fits instead of this loss: per
+        example the teacher's probabilities mixed with the one-hot label by ``alpha`` (a row without a label: the
+        teacher's alone). Their cross-entropy is this loss's two terms at temperature 1; a solver's fit has no
+        temperature (distill.temperature shapes the students trained by gradient)."""
+        if targets.ndim == 1:
+            return None
+        hard, logits = targets[:, 0].astype(np.int64), targets[:, 1:].astype(np.float64)
+        z = np.exp(logits - logits.max(1, keepdims=True))
+        mix = z / z.sum(1, keepdims=True)
+        labelled = np.flatnonzero(hard >= 0)
+        mix[labelled] *= self.alpha
+        mix[labelled, hard[labelled]] += 1.0 - self.alpha
+        if self.temperature != 1.0:
+            logger.info("distill: the solver fits the teacher's probabilities at temperature 1 (distill.temperature %g "
+                        "applies to the members trained by gradient)", self.temperature)
+        return mix
+
     def _intermediate(self) -> torch.Tensor:
         student, teacher = self.student_probe, self.teacher_probe
         assert student is not None and teacher is not None and student.batch is not None

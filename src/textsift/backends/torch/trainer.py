@@ -322,7 +322,7 @@ class Trainer:
         if solver:
             self._solve(model, train, validation, loss_fn)
         elif then_train and self.state.global_step == 0 and self.state.epoch == 0:  # (resumed: the checkpoint has it)
-            info = model.solve(train.ids, train.labels)  # type: ignore[operator]
+            info = self._solve_part(model, train, loss_fn)
             logger.info("Solved the fixed part of the model (%d iterations, %.1f s); training the rest", info["iterations"],
                         info["seconds"])
         while self.state.epoch < cfg.epochs and not self.state.should_stop and not solver:
@@ -366,7 +366,7 @@ class Trainer:
         if self.state.epoch >= 1:  # resumed after the fit: nothing left to do
             return
         self._call("on_epoch_start")
-        info = model.solve(train.ids, train.labels)  # type: ignore[operator]
+        info = self._solve_part(model, train, loss_fn)
         self.state.epoch = 1
         self.state.global_step = int(info["iterations"])
         metrics = {"epoch": 1.0, "lr": 0.0, "train/examples_per_s": len(train) / max(info["seconds"], 1e-9),
@@ -379,6 +379,16 @@ class Trainer:
         logger.info("fitted: %s", ", ".join(f"{k}={metrics[k]:.4f}" for k in self._headline(metrics)))
         self.state.stop_reason = (f"the solver converged in {info['iterations']} iterations" if info["converged"]
                                   else f"the solver stopped at its {info['iterations']} iterations limit")
+
+    @staticmethod
+    def _solve_part(model: torch.nn.Module, train: EncodedDataset, loss_fn: torch.nn.Module) -> dict[str, Any]:
+        """Run the model's solver on the training data, on the targets the loss stands for: a loss whose targets are
+        not labels (a distillation student's: the teacher's logits beside them) says what a solver fits instead."""
+        assert train.labels is not None
+        soft = loss_fn.solver_targets(train.labels) if hasattr(loss_fn, "solver_targets") else None
+        if soft is None:
+            return model.solve(train.ids, train.labels)  # type: ignore[operator]
+        return model.solve(train.ids, soft.argmax(1), probabilities=soft)  # type: ignore[operator]
 
     def _headline(self, metrics: dict[str, float]) -> list[str]:
         keys = ["train/loss", "val/loss", "val/accuracy", "val/macro_f1", self.config.main_metric]

@@ -98,8 +98,12 @@ class LinearClassifier(TorchClassifier):
         return pooled + self.bias
 
     # -- fitting ------------------------------------------------------------------------------------
-    def solve(self, ids: Any, labels: np.ndarray) -> dict[str, Any]:
-        """Fit idf and the logistic regression on the training ids (a Ragged) and labels; returns what it did."""
+    def solve(self, ids: Any, labels: np.ndarray, probabilities: np.ndarray | None = None) -> dict[str, Any]:
+        """Fit idf and the logistic regression on the training ids (a Ragged) and labels; returns what it did.
+
+        ``probabilities`` (single-label: a distribution over the labels per example, e.g. a teacher's soft labels for a
+        distillation student): fitted instead of the labels (the cross-entropy to them; ``labels`` then only weighs
+        classes for ``class_weight: balanced``)."""
         from scipy.sparse import csr_matrix
 
         t0 = time.perf_counter()
@@ -127,7 +131,19 @@ class LinearClassifier(TorchClassifier):
         spec = self.spec
         num_labels = self.bias.numel()
         weight = np.zeros((self.vocab_size, num_labels))
-        if labels.ndim == 2:  # multilabel: one binary problem per label, solved side by side
+        if probabilities is not None:  # soft targets: the log-loss is the cross-entropy to them
+            y = np.asarray(probabilities, np.float64)
+            if y.shape != (n, num_labels):
+                raise ValueError(f"solve: probabilities of shape {y.shape}, expected {(n, num_labels)}")
+            sw = _sample_weights(labels, spec.class_weight)
+            if num_labels == 2:  # one vector z, as for hard labels: softmax([-z/2, z/2]) = sigmoid(z)
+                fitted = logistic_regression(x, y[:, 1:], spec.C, "binary", sw, spec.max_iter, spec.tol)
+                weight = np.concatenate([-fitted.weight / 2, fitted.weight / 2], axis=1)
+                bias = np.concatenate([-fitted.bias / 2, fitted.bias / 2])
+            else:
+                fitted = logistic_regression(x, y, spec.C, "multinomial", sw, spec.max_iter, spec.tol)
+                weight, bias = fitted.weight, fitted.bias
+        elif labels.ndim == 2:  # multilabel: one binary problem per label, solved side by side
             y = labels.astype(np.float64)
             varies = y.min(axis=0) < y.max(axis=0)  # a label always (or never) present gets a constant decision
             sw = _sample_weights(labels, spec.class_weight)

@@ -100,9 +100,9 @@ class LinearBagClassifier(TorchClassifier):
         words = (ids.values < self.linear.first_char_row).astype(np.int64)
         return np.diff(np.concatenate([[0], np.cumsum(words)])[ids.offsets])
 
-    def solve(self, ids: Any, labels: np.ndarray) -> dict[str, Any]:
+    def solve(self, ids: Any, labels: np.ndarray, probabilities: np.ndarray | None = None) -> dict[str, Any]:
         self.sigmoid.fill_(labels.ndim == 2)
-        return self.linear.solve(ids, labels)
+        return self.linear.solve(ids, labels, probabilities)
 
     def sparse_parameters(self) -> list[torch.nn.Parameter]:
         return self.bag.sparse_parameters()
