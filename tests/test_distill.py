@@ -101,7 +101,7 @@ def test_a_solver_student_fits_the_teachers_probabilities(teacher, tmp_path, mod
 
     plain = textsift.train(resolve(tiny_config(tmp_path / "student.jsonl", model, trainer__epochs=10)), tmp_path / "plain", report=False)
     on_labels = _agreement(plain.model_dir, teacher, texts)
-    assert distilled >= 0.9 and on_labels <= 0.3, (distilled, on_labels)
+    assert distilled >= 0.8 and on_labels <= 0.3, (distilled, on_labels)  # (linear_bag: 0.86-1.0 by thread count)
 
 
 def test_init_from_teacher_layers_copies_embeddings_layers_and_head_in_the_students_label_order(teacher, tmp_path):

@@ -170,3 +170,31 @@ def test_trains_without_validation_data_logging_its_training_loss(tmp_path):
     gold = [predictor.label_names.index(l) for _, l in rows]
     expected = float(-np.mean(np.log(probabilities[np.arange(len(rows)), gold])))
     assert result.state.history[-1]["train/loss"] == pytest.approx(expected, rel=1e-3)
+
+
+def test_the_solver_fits_the_loss_the_config_asks_for(tmp_path):
+    """trainer.loss reaches a model fitted by its solver: class weights become the solver's sample weights (the same
+    fit as model.class_weight: balanced), label smoothing its targets; a loss it cannot minimise is refused by name."""
+    rows = TINY + NEUTRAL[:3]  # three classes, unbalanced (8 / 8 / 3)
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": l} for t, l in rows])
+
+    def fit(**settings):
+        raw = {"data": {"train": str(data), "validation": str(data)}, "model": {"type": "linear", "C": 3.0, "tol": 1e-7},
+               **settings}
+        return textsift.train(resolve(raw)).predictor
+
+    plain = fit()
+    by_loss = fit(trainer={"loss": {"type": "cross_entropy", "class_weights": "balanced"}})
+    by_model = fit(model={"type": "linear", "C": 3.0, "tol": 1e-7, "class_weight": "balanced"})
+    np.testing.assert_allclose(by_loss.model.weight.detach().numpy(), by_model.model.weight.detach().numpy(), atol=1e-5)
+    assert not np.allclose(by_loss.model.weight.detach().numpy(), plain.model.weight.detach().numpy(), atol=1e-3)
+    texts = [t for t, _ in rows]
+    smooth = fit(trainer={"loss": {"type": "cross_entropy", "label_smoothing": 0.3}}).predict(texts).probabilities
+    sharp = plain.predict(texts).probabilities
+    assert smooth.max(1).mean() < sharp.max(1).mean() - 0.05  # targets of 0.8 / 0.1 / 0.1, not 1 / 0 / 0
+    import torch
+
+    from textsift.backends.torch.trainer import solver_targets
+
+    with pytest.raises(ConfigError, match=r"trainer.loss: MSELoss cannot be minimised by the solver"):
+        solver_targets(torch.nn.MSELoss(), np.array([0, 1, 2]), 3)

@@ -57,6 +57,44 @@ def predict_logits(
     return out if out is not None else np.zeros((0, 0), np.float32)
 
 
+def _is_multilabel(loss_fn: torch.nn.Module) -> bool:
+    return isinstance(loss_fn, torch.nn.BCEWithLogitsLoss)
+
+
+def solver_targets(loss_fn: torch.nn.Module, labels: np.ndarray, num_labels: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """What a model fitted by a solver (the linear model) fits for ``loss_fn``: ``(probabilities, sample weights)``,
+    each None when the labels alone say it.
+
+    The solver minimises the log-loss (softmax cross-entropy, or a sigmoid per label), so every setting of the
+    configured loss must become its targets or weights, or be refused: never silently dropped. Class weights
+    (``class_weights``, multilabel ``pos_weight``) become each example's (each example and label's) weight, label
+    smoothing the targets ``(1 - e) one-hot + e / K``; a loss that says what a solver fits (distillation:
+    ``solver_targets``) is asked. Any other loss is a ConfigError."""
+    if hasattr(loss_fn, "solver_targets"):
+        soft = loss_fn.solver_targets(labels)
+        if soft is not None:
+            return soft, None
+        loss_fn = loss_fn.base  # plain labels: the loss it wraps
+    if isinstance(loss_fn, torch.nn.CrossEntropyLoss) and labels.ndim == 1:
+        if loss_fn.ignore_index >= 0 and (labels == loss_fn.ignore_index).any():
+            raise ConfigError("trainer.loss: ignore_index is not supported by the solver of this model.")
+        weights = None if loss_fn.weight is None else loss_fn.weight.detach().cpu().double().numpy()[labels]
+        if not loss_fn.label_smoothing:
+            return None, weights
+        e = float(loss_fn.label_smoothing)
+        smooth = np.full((len(labels), num_labels), e / num_labels)
+        smooth[np.arange(len(labels)), labels] += 1.0 - e
+        return smooth, weights
+    if _is_multilabel(loss_fn) and labels.ndim == 2 and loss_fn.weight is None:
+        if loss_fn.pos_weight is None:
+            return None, None
+        pos = loss_fn.pos_weight.detach().cpu().double().numpy()
+        return None, np.where(labels > 0, pos[None, :], 1.0)
+    raise ConfigError(f"trainer.loss: {type(loss_fn).__name__} cannot be minimised by the solver that fits this model "
+                      "(its log-loss is cross-entropy, or binary cross-entropy per label for multilabel). Use trainer.loss "
+                      "cross_entropy or bce (their class weights, label smoothing and pos_weight are honoured).")
+
+
 class Trainer:
     def __init__(
         self,
@@ -380,15 +418,14 @@ class Trainer:
         self.state.stop_reason = (f"the solver converged in {info['iterations']} iterations" if info["converged"]
                                   else f"the solver stopped at its {info['iterations']} iterations limit")
 
-    @staticmethod
-    def _solve_part(model: torch.nn.Module, train: EncodedDataset, loss_fn: torch.nn.Module) -> dict[str, Any]:
-        """Run the model's solver on the training data, on the targets the loss stands for: a loss whose targets are
-        not labels (a distillation student's: the teacher's logits beside them) says what a solver fits instead."""
+    def _solve_part(self, model: torch.nn.Module, train: EncodedDataset, loss_fn: torch.nn.Module) -> dict[str, Any]:
+        """Run the model's solver on the training data, fitting the loss the config asks for (see :func:`solver_targets`)."""
         assert train.labels is not None
-        soft = loss_fn.solver_targets(train.labels) if hasattr(loss_fn, "solver_targets") else None
-        if soft is None:
-            return model.solve(train.ids, train.labels)  # type: ignore[operator]
-        return model.solve(train.ids, soft.argmax(1), probabilities=soft)  # type: ignore[operator]
+        labels = train.labels
+        probabilities, weights = solver_targets(loss_fn, labels, len(self.label_names))
+        if probabilities is not None and labels.ndim == 2 and not _is_multilabel(loss_fn):  # distillation rows
+            labels = probabilities.argmax(1)
+        return model.solve(train.ids, labels, probabilities=probabilities, sample_weight=weights)  # type: ignore[operator]
 
     def _headline(self, metrics: dict[str, float]) -> list[str]:
         keys = ["train/loss", "val/loss", "val/accuracy", "val/macro_f1", self.config.main_metric]

@@ -98,12 +98,14 @@ class LinearClassifier(TorchClassifier):
         return pooled + self.bias
 
     # -- fitting ------------------------------------------------------------------------------------
-    def solve(self, ids: Any, labels: np.ndarray, probabilities: np.ndarray | None = None) -> dict[str, Any]:
+    def solve(self, ids: Any, labels: np.ndarray, probabilities: np.ndarray | None = None,
+              sample_weight: np.ndarray | None = None) -> dict[str, Any]:
         """Fit idf and the logistic regression on the training ids (a Ragged) and labels; returns what it did.
 
-        ``probabilities`` (single-label: a distribution over the labels per example, e.g. a teacher's soft labels for a
-        distillation student): fitted instead of the labels (the cross-entropy to them; ``labels`` then only weighs
-        classes for ``class_weight: balanced``)."""
+        ``probabilities`` (single-label: a distribution over the labels per example: smoothed labels, a teacher's soft
+        labels for a distillation student): fitted instead of the labels (the cross-entropy to them; ``labels`` then
+        only weigh classes for ``class_weight: balanced``). ``sample_weight``: per example (multilabel: per example and
+        label), multiplied into ``class_weight``'s (the configured loss's class weights, see the trainer)."""
         from scipy.sparse import csr_matrix
 
         t0 = time.perf_counter()
@@ -131,11 +133,19 @@ class LinearClassifier(TorchClassifier):
         spec = self.spec
         num_labels = self.bias.numel()
         weight = np.zeros((self.vocab_size, num_labels))
+        def weights(own: np.ndarray | None) -> np.ndarray | None:  # the model's class weights times the loss's
+            if sample_weight is None:
+                return own
+            given = np.asarray(sample_weight, np.float64)
+            if given.ndim == 1:  # a weighted mean, as torch's weighted cross-entropy: the weights' scale is no setting
+                given = given * (len(given) / max(float(given.sum()), 1e-300))
+            return given if own is None else own * (given if own.ndim == given.ndim else given[:, None])
+
         if probabilities is not None:  # soft targets: the log-loss is the cross-entropy to them
             y = np.asarray(probabilities, np.float64)
             if y.shape != (n, num_labels):
                 raise ValueError(f"solve: probabilities of shape {y.shape}, expected {(n, num_labels)}")
-            sw = _sample_weights(labels, spec.class_weight)
+            sw = weights(_sample_weights(labels, spec.class_weight))
             if num_labels == 2:  # one vector z, as for hard labels: softmax([-z/2, z/2]) = sigmoid(z)
                 fitted = logistic_regression(x, y[:, 1:], spec.C, "binary", sw, spec.max_iter, spec.tol)
                 weight = np.concatenate([-fitted.weight / 2, fitted.weight / 2], axis=1)
@@ -146,7 +156,7 @@ class LinearClassifier(TorchClassifier):
         elif labels.ndim == 2:  # multilabel: one binary problem per label, solved side by side
             y = labels.astype(np.float64)
             varies = y.min(axis=0) < y.max(axis=0)  # a label always (or never) present gets a constant decision
-            sw = _sample_weights(labels, spec.class_weight)
+            sw = weights(_sample_weights(labels, spec.class_weight))
             fitted = logistic_regression(x, y[:, varies], spec.C, "binary", None if sw is None else sw[:, varies],
                                          spec.max_iter, spec.tol)
             bias = np.where(y[0] > 0, 10.0, -10.0)
@@ -155,7 +165,7 @@ class LinearClassifier(TorchClassifier):
             present = np.unique(labels)
             if len(present) == 2:  # one vector z, as scikit-learn fits it; softmax([-z/2, z/2]) = sigmoid(z)
                 y = (labels == present[1]).astype(np.float64)[:, None]
-                fitted = logistic_regression(x, y, spec.C, "binary", _sample_weights(labels, spec.class_weight),
+                fitted = logistic_regression(x, y, spec.C, "binary", weights(_sample_weights(labels, spec.class_weight)),
                                              spec.max_iter, spec.tol)
                 columns = np.concatenate([-fitted.weight / 2, fitted.weight / 2], axis=1)
                 intercepts = np.concatenate([-fitted.bias / 2, fitted.bias / 2])
@@ -163,7 +173,7 @@ class LinearClassifier(TorchClassifier):
                 index = np.searchsorted(present, labels)
                 y = np.zeros((n, len(present)))
                 y[np.arange(n), index] = 1.0
-                fitted = logistic_regression(x, y, spec.C, "multinomial", _sample_weights(labels, spec.class_weight),
+                fitted = logistic_regression(x, y, spec.C, "multinomial", weights(_sample_weights(labels, spec.class_weight)),
                                              spec.max_iter, spec.tol)
                 columns, intercepts = fitted.weight, fitted.bias
             bias = np.full(num_labels, -30.0)  # a label with no training example is never predicted (warned about at load)

@@ -100,9 +100,10 @@ class LinearBagClassifier(TorchClassifier):
         words = (ids.values < self.linear.first_char_row).astype(np.int64)
         return np.diff(np.concatenate([[0], np.cumsum(words)])[ids.offsets])
 
-    def solve(self, ids: Any, labels: np.ndarray, probabilities: np.ndarray | None = None) -> dict[str, Any]:
+    def solve(self, ids: Any, labels: np.ndarray, probabilities: np.ndarray | None = None,
+              sample_weight: np.ndarray | None = None) -> dict[str, Any]:
         self.sigmoid.fill_(labels.ndim == 2)
-        return self.linear.solve(ids, labels, probabilities)
+        return self.linear.solve(ids, labels, probabilities, sample_weight)
 
     def sparse_parameters(self) -> list[torch.nn.Parameter]:
         return self.bag.sparse_parameters()
