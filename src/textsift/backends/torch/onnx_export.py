@@ -137,14 +137,11 @@ class LinearBagForExport(nn.Module):
         self.sigmoid = bool(model.sigmoid)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        from textsift.backends.torch.networks.linear_bag import average
+
         linear = self.linear(ids, lengths)
         bag = self.bag(torch.where(ids < self.first_char_row, ids, torch.zeros_like(ids)), lengths)
-        w = self.weight
-        if self.sigmoid:
-            p = (w * torch.sigmoid(linear) + (1 - w) * torch.sigmoid(bag)).clamp(1e-7, 1 - 1e-7)
-            return torch.log(p) - torch.log1p(-p)
-        p = w * torch.softmax(linear, -1) + (1 - w) * torch.softmax(bag, -1)
-        return torch.log(p.clamp_min(1e-30))
+        return average(linear, bag, self.weight, self.sigmoid)
 
 
 class RnnForExport(nn.Module):

@@ -80,6 +80,12 @@ class _GatherRows(torch.autograd.Function):
         return sparse, None, None
 
 
+def keep_ids(ids: torch.Tensor, offsets: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flat ``ids`` where ``keep`` is true, and each text's offset into them (an emptied text stays, empty)."""
+    kept_before = torch.cumsum(keep, 0) - keep.long()  # kept ids before each position
+    return ids[keep], kept_before[offsets] if ids.numel() else offsets
+
+
 class BagClassifier(TorchClassifier):
     input_format = "bag"
 
@@ -95,10 +101,7 @@ class BagClassifier(TorchClassifier):
         self.feature_dropout = spec.feature_dropout
 
     def _drop_features(self, ids: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        keep = torch.rand(ids.shape[0], device=ids.device) >= self.feature_dropout
-        kept_before = torch.cumsum(keep, 0) - keep.long()  # kept ids before each position
-        new_offsets = kept_before[offsets] if ids.numel() else offsets
-        return ids[keep], new_offsets
+        return keep_ids(ids, offsets, torch.rand(ids.shape[0], device=ids.device) >= self.feature_dropout)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         emb = self.embedding

@@ -25,7 +25,7 @@ import torch
 from pydantic import Field
 
 from textsift import registry
-from textsift.backends.torch.networks.bag import BagClassifier, BagSpec
+from textsift.backends.torch.networks.bag import BagClassifier, BagSpec, keep_ids
 from textsift.backends.torch.networks.heads import TorchClassifier
 from textsift.backends.torch.networks.linear import LinearClassifier, LinearSpec
 
@@ -60,6 +60,17 @@ class LinearBagSpec(LinearSpec):
         return LinearBagClassifier(self, linear, BagClassifier(self.bag_spec(), vocab_size, num_labels))
 
 
+def average(linear: torch.Tensor, bag: torch.Tensor, weight: float, sigmoid: bool) -> torch.Tensor:
+    """The logits of ``weight`` x the linear member's probabilities + (1 - weight) x the bag's: log-probabilities
+    (softmax of them gives the average back), or for independent labels (``sigmoid``) the logits of the averaged
+    per-label probabilities."""
+    if sigmoid:
+        p = (weight * torch.sigmoid(linear) + (1 - weight) * torch.sigmoid(bag)).clamp(1e-7, 1 - 1e-7)
+        return torch.log(p) - torch.log1p(-p)
+    p = weight * torch.softmax(linear, -1) + (1 - weight) * torch.softmax(bag, -1)
+    return torch.log(p.clamp_min(1e-30))
+
+
 class LinearBagClassifier(TorchClassifier):
     input_format = "bag"
     #: the solver fits the linear member before the epochs, which then train the bag member (see the trainer)
@@ -79,21 +90,14 @@ class LinearBagClassifier(TorchClassifier):
         ids, offsets = batch["ids"], batch["offsets"]
         if self.linear.first_char_row >= self.linear.vocab_size:
             return batch
-        keep = ids < self.linear.first_char_row
-        kept_before = torch.cumsum(keep, 0) - keep.long()
-        return {"ids": ids[keep], "offsets": kept_before[offsets] if ids.numel() else offsets}
+        ids, offsets = keep_ids(ids, offsets, ids < self.linear.first_char_row)
+        return {"ids": ids, "offsets": offsets}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         bag = self.bag(self._words(batch))
         if self.training:  # the bag member trains on its own loss
             return bag
-        w = self.spec.linear_weight
-        linear = self.linear(batch)
-        if bool(self.sigmoid):  # independent labels: average the probabilities, back to logits
-            p = (w * torch.sigmoid(linear) + (1 - w) * torch.sigmoid(bag)).clamp(1e-7, 1 - 1e-7)
-            return torch.log(p) - torch.log1p(-p)
-        p = w * torch.softmax(linear, -1) + (1 - w) * torch.softmax(bag, -1)
-        return torch.log(p.clamp_min(1e-30))  # log-probabilities: softmax of them gives the average back
+        return average(self.linear(batch), bag, self.spec.linear_weight, bool(self.sigmoid))
 
     def trained_lengths(self, ids: Any) -> np.ndarray:
         """Each text's number of ids the bag member reads (its word n-grams): what its batch size is chosen by."""
