@@ -57,13 +57,12 @@ def predict_logits(
     return out if out is not None else np.zeros((0, 0), np.float32)
 
 
-def _is_multilabel(loss_fn: torch.nn.Module) -> bool:
-    return isinstance(loss_fn, torch.nn.BCEWithLogitsLoss)
-
-
-def solver_targets(loss_fn: torch.nn.Module, labels: np.ndarray, num_labels: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """What a model fitted by a solver (the linear model) fits for ``loss_fn``: ``(probabilities, sample weights)``,
-    each None when the labels alone say it.
+def solver_targets(
+    loss_fn: torch.nn.Module, labels: np.ndarray, num_labels: int,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """What a model fitted by a solver (the linear model) fits for ``loss_fn``: ``(labels, probabilities, sample
+    weights)``, the last two None when the labels alone say it (the labels: the training targets, or for soft targets
+    each example's most probable label, which ``class_weight`` weighs by).
 
     The solver minimises the log-loss (softmax cross-entropy, or a sigmoid per label), so every setting of the
     configured loss must become its targets or weights, or be refused: never silently dropped. Class weights
@@ -73,23 +72,23 @@ def solver_targets(loss_fn: torch.nn.Module, labels: np.ndarray, num_labels: int
     if hasattr(loss_fn, "solver_targets"):
         soft = loss_fn.solver_targets(labels)
         if soft is not None:
-            return soft, None
+            return soft.argmax(1), soft, None
         loss_fn = loss_fn.base  # plain labels: the loss it wraps
     if isinstance(loss_fn, torch.nn.CrossEntropyLoss) and labels.ndim == 1:
         if loss_fn.ignore_index >= 0 and (labels == loss_fn.ignore_index).any():
             raise ConfigError("trainer.loss: ignore_index is not supported by the solver of this model.")
         weights = None if loss_fn.weight is None else loss_fn.weight.detach().cpu().double().numpy()[labels]
         if not loss_fn.label_smoothing:
-            return None, weights
+            return labels, None, weights
         e = float(loss_fn.label_smoothing)
         smooth = np.full((len(labels), num_labels), e / num_labels)
         smooth[np.arange(len(labels)), labels] += 1.0 - e
-        return smooth, weights
-    if _is_multilabel(loss_fn) and labels.ndim == 2 and loss_fn.weight is None:
+        return labels, smooth, weights
+    if isinstance(loss_fn, torch.nn.BCEWithLogitsLoss) and labels.ndim == 2 and loss_fn.weight is None:
         if loss_fn.pos_weight is None:
-            return None, None
+            return labels, None, None
         pos = loss_fn.pos_weight.detach().cpu().double().numpy()
-        return None, np.where(labels > 0, pos[None, :], 1.0)
+        return labels, None, np.where(labels > 0, pos[None, :], 1.0)
     raise ConfigError(f"trainer.loss: {type(loss_fn).__name__} cannot be minimised by the solver that fits this model "
                       "(its log-loss is cross-entropy, or binary cross-entropy per label for multilabel). Use trainer.loss "
                       "cross_entropy or bce (their class weights, label smoothing and pos_weight are honoured).")
@@ -421,10 +420,7 @@ class Trainer:
     def _solve_part(self, model: torch.nn.Module, train: EncodedDataset, loss_fn: torch.nn.Module) -> dict[str, Any]:
         """Run the model's solver on the training data, fitting the loss the config asks for (see :func:`solver_targets`)."""
         assert train.labels is not None
-        labels = train.labels
-        probabilities, weights = solver_targets(loss_fn, labels, len(self.label_names))
-        if probabilities is not None and labels.ndim == 2 and not _is_multilabel(loss_fn):  # distillation rows
-            labels = probabilities.argmax(1)
+        labels, probabilities, weights = solver_targets(loss_fn, train.labels, len(self.label_names))
         return model.solve(train.ids, labels, probabilities=probabilities, sample_weight=weights)  # type: ignore[operator]
 
     def _headline(self, metrics: dict[str, float]) -> list[str]:
