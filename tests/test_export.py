@@ -277,3 +277,21 @@ def test_int8_calibrates_on_the_file_given_or_quantizes_every_product_per_token_
     assert quantization["calibration_batches"] == 0 and "calibration_file" not in quantization
     assert quantization["per_token_matmuls"] == 12 and "per_tensor_matmuls" not in quantization
     assert len(textsift.load(model_dir, runtime="onnx-int8").predict(TEXTS).labels) == len(TEXTS)
+
+
+@pytest.mark.parametrize("kernel_size,stride", [(7, 3), (4, 2)])
+def test_a_strided_cnn_exports_and_matches_torch(tmp_path, kernel_size, stride):
+    """The JAX AI stack's network (kernel 7, stride 3; examples/imdb/torch_cnn.yaml) exports: the block widths are
+    ceil(width / stride), which the graph computed with truncating division before (a 1-id text gave an empty
+    convolution input and the export stopped)."""
+    data = write_jsonl(tmp_path / "tiny.jsonl", [{"text": t, "label": l} for t, l in TINY])
+    raw = tiny_config(data, "cnn", trainer__epochs=1)
+    raw["model"] = {"type": "cnn", "embed_dim": 8, "channels": 6, "kernel_size": kernel_size, "stride": stride}
+    raw["tokenizer"] = {"type": "words", "max_length": 64}
+    model_dir = textsift.train(resolve(raw), tmp_path / "run", report=False).model_dir
+    assert export_model_dir(model_dir)["files"]["model.onnx"]["parity_max_probability_diff"] <= 1e-4
+    for batch_size in (1, 5):
+        expected = textsift.load(model_dir, runtime="torch").predict(TEXTS, batch_size=batch_size)
+        got = textsift.load(model_dir, runtime="onnx").predict(TEXTS, batch_size=batch_size)
+        np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=1e-4)
+        assert got.labels == expected.labels

@@ -64,8 +64,10 @@ class CnnClassifier(TorchClassifier):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids, lengths = batch["ids"], batch["lengths"]
         s = self.stride  # an output position j of a block reads from input position j * s on
-        width1 = -(-ids.shape[1] // s)
-        width2 = -(-width1 // s)
+        # ceil(width / s) written with non-negative operands: the ONNX export turns // into Div, which truncates
+        # toward zero, so -(-w // s) became -(-w / s) there (a width of 1 -> 0, 4 -> 1 at stride 3)
+        width1 = (ids.shape[1] + s - 1) // s
+        width2 = (width1 + s - 1) // s
         keep = (torch.arange(width1, device=ids.device)[None, :] * s < lengths[:, None])[:, :, None]
         mask = torch.arange(width2, device=ids.device)[None, :] * s * s < lengths[:, None]
         x = self.embed_drop(self.embedding(ids))  # padding rows are zero, like the convolution's own zero padding
