@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from textsift.errors import ConfigError, ModelDirError
 from textsift.training.callbacks import Callback
 from textsift.training.losses import BinaryCrossEntropySpec, CrossEntropySpec
 
-from conftest import TINY, tiny_config, write_jsonl
+from conftest import TINY, assert_only_safe_files, tiny_config, write_jsonl
 
 
 @pytest.mark.parametrize("smoothing,weights", [(0.0, "none"), (0.1, "balanced"), (0.2, "effective_number")])
@@ -310,11 +311,76 @@ def test_flax_model_directory_runs_on_flax_and_torch_refuses_it(flax_run, tmp_pa
     assert textsift.load(tmp_path / "torch_run").runtime.name == "torch"
     with pytest.raises(ModelDirError, match=r"holds pt weights, which runtime 'flax' cannot run: choose --runtime torch"):
         textsift.load(tmp_path / "torch_run", runtime="flax")
+
+
+FLAX_EXPORT = {  # small networks of every flax model type; words tokenizers cut at 64 ids (the parity batches' longest)
+    "bag": {"embed_dim": 8, "head": {"hidden_dims": [6]}},
+    "cnn": {"embed_dim": 8, "channels": 6, "kernel_size": 7, "stride": 3},
+    "lstm": {"embed_dim": 8, "hidden_size": 5, "layers": 2, "pooling": "max"},
+    "gru": {"embed_dim": 8, "hidden_size": 5, "pooling": "last"},
+}
+
+
+@pytest.mark.parametrize("name", [*FLAX_EXPORT, "lstm-multilabel"])
+def test_a_flax_model_exports_to_onnx_with_the_flax_networks_function(name, tmp_path):
+    """export goes through the torch network of the spec holding the flax weights: the ONNX graphs then predict what
+    the flax runtime predicts (fp32 within 1e-4, same labels, every batch size), int8 too, and auto prefers them."""
+    pytest.importorskip("onnxruntime")
     from textsift.inference.export import export_model_dir
 
-    with pytest.raises(ModelDirError, match=r"a flax model \(backend: flax\); export to ONNX is for torch models"):
+    model_type, _, task = name.partition("-")
+    if task:
+        rows = [{"text": t, "label": [l] + (["extra"] if i % 3 == 0 else [])} for i, (t, l) in enumerate(TINY)]
+    else:
+        rows = [{"text": t, "label": l} for t, l in TINY]
+    data = write_jsonl(tmp_path / "tiny.jsonl", rows)
+    raw = tiny_config(data, model_type, trainer__epochs=2, backend="flax")
+    raw["model"] = {"type": model_type, **FLAX_EXPORT[model_type]}
+    if task:
+        raw["task"] = "multilabel"
+    if model_type != "bag":
+        raw["tokenizer"] = {"type": "words", "max_length": 64}
+    model_dir = textsift.train(resolve(raw), tmp_path / "run", report=False).model_dir
+    manifest = export_model_dir(model_dir, quantize="int8")
+    assert manifest["source"]["backend"] == "flax" and manifest["files"]["model.onnx"]["parity_max_probability_diff"] <= 1e-4
+    assert_only_safe_files(model_dir)
+    texts = [t for t, _ in TINY] + ["an unseen text", " ".join(t for t, _ in TINY) * 4, "zzz"]
+    flax_predictor = textsift.load(model_dir, runtime="flax")
+    onnx_predictor = textsift.load(model_dir, runtime="onnx")
+    assert textsift.load(model_dir).runtime.name == "onnx-int8"  # auto: the exported graph, as for a torch model
+    for batch_size in (1, 4, 16):
+        expected = flax_predictor.predict(texts, batch_size=batch_size)
+        got = onnx_predictor.predict(texts, batch_size=batch_size)
+        np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=1e-4, err_msg=f"{name}, batch {batch_size}")
+        assert got.labels == expected.labels
+    int8 = textsift.load(model_dir, runtime="onnx-int8").predict(texts).probabilities
+    assert int8.shape == expected.probabilities.shape and np.abs(int8 - expected.probabilities).max() < 0.1
+
+
+def test_a_flax_export_whose_torch_network_differs_writes_nothing(flax_run, tmp_path, monkeypatch):
+    """The conversion is checked before anything is traced: weights that do not give the flax network's function
+    (here: the head's bias dropped) stop the export with an error, and the directory keeps no graph."""
+    pytest.importorskip("onnxruntime")
+    from textsift.backends.flax import weights as wio
+    from textsift.inference.export import export_model_dir
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(flax_run / "model", model_dir)
+    real = wio.to_torch
+
+    def wrong(*args, **kwargs):
+        out = real(*args, **kwargs)
+        return {k: (v * 0 + 1.0 if k.endswith("bias") and k.startswith("head") else v) for k, v in out.items()}
+
+    monkeypatch.setattr(wio, "to_torch", wrong)
+    with pytest.raises(ModelDirError, match=r"does not compute the flax network's function .*nothing is exported"):
         export_model_dir(model_dir)
-    assert not (model_dir / "model.onnx").exists()
+    assert not (model_dir / "model.onnx").exists() and not (model_dir / "onnx.json").exists()
+    monkeypatch.setattr(wio, "to_torch", real)
+    arrays, meta = wio.load_file(model_dir / "model.safetensors")
+    wio.save_file(model_dir / "model.safetensors", {**arrays, "stray/kernel": np.zeros(3, np.float32)}, meta)
+    with pytest.raises(ModelDirError, match=r"stray/kernel have no place in the torch network of model.type 'bag'"):
+        export_model_dir(model_dir)
 
 
 def test_flax_evaluate_and_predict_import_no_torch(flax_run, tiny_jsonl):

@@ -18,6 +18,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from textsift.errors import ConfigError, ModelDirError
 from textsift.util import atomic_write_text, file_fingerprint
 
@@ -107,25 +109,26 @@ def export_model_dir(path: str | Path, *, format: str = "onnx", quantize: str | 
     model_dir = check_model_dir(path)
     from textsift.inference.runtime import weights_format
 
-    if weights_format(model_dir) == "flax":  # the ONNX export traces torch networks
-        raise ModelDirError(f"{model_dir}: a flax model (backend: flax); export to ONNX is for torch models. Predict and "
-                            "serve it with the flax runtime, or train the same config with backend: torch to export it.")
+    backend = "flax" if weights_format(model_dir) == "flax" else "torch"
     config = load_config_from(model_dir)
     labels = load_labels(model_dir)
     tokenizer = load_tokenizer(model_dir, config)
-    model = load_network(model_dir, config, tokenizer, labels)
     from textsift.backends.onnx.quantize import quantize_int8
     from textsift.backends.torch.onnx_export import OPSET, check_dynamic, check_parity, export_onnx, longest_input
 
-    max_length = longest_input(model, int(getattr(config.tokenizer, "max_length", 512)))
-    vocab_size = int(tokenizer.vocab_size)
     multilabel = config.task == "multilabel"
+    vocab_size = int(tokenizer.vocab_size)
+    if backend == "flax":  # the exporter traces torch networks: the torch network of the spec, with these weights
+        model = torch_network_of_flax(model_dir, config, tokenizer, labels)
+    else:
+        model = load_network(model_dir, config, tokenizer, labels)
+    max_length = longest_input(model, int(getattr(config.tokenizer, "max_length", 512)))
     previous = read_manifest(model_dir) if (model_dir / MANIFEST).is_file() else None
     source = file_fingerprint(model_dir / "model.safetensors")
     manifest: dict[str, Any] = {
         "format": "onnx", "opset": OPSET, "input_format": getattr(model, "input_format", "padded"),
-        "source": {"file": "model.safetensors", "fingerprint": source},
-        "versions": {p: version(p) for p in ("torch", *PACKAGES)},
+        "source": {"file": "model.safetensors", "fingerprint": source, "backend": backend},
+        "versions": {p: version(p) for p in ("torch", *PACKAGES, *(("jax", "flax") if backend == "flax" else ()))},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix=".export.", dir=model_dir))
@@ -168,3 +171,40 @@ def export_model_dir(path: str | Path, *, format: str = "onnx", quantize: str | 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return manifest
+
+
+def torch_network_of_flax(model_dir: Path, config: Any, tokenizer: Any, labels: list[str], tolerance: float = 1e-4) -> Any:
+    """The torch network of a flax model directory's spec holding its weights (``weights.to_torch``), in eval mode,
+    checked to compute the flax network's function: on the exporter's parity batches (1 to 17 texts, 1 token to
+    the longest input) the probabilities of the two agree within ``tolerance`` and so do the labels, or nothing is
+    exported. The ONNX graph is then traced from it and checked against it as any torch model's is."""
+    import torch
+
+    from textsift.util import require_extra
+
+    require_extra("flax", ("jax", "flax"), "export a flax model")
+    from textsift.backends.flax import weights as wio
+    from textsift.backends.flax.runtime import FlaxRuntime
+    from textsift.backends.torch.onnx_export import INPUTS, inputs_of, longest_input, parity_batches, probabilities
+
+    weights_file = model_dir / "model.safetensors"
+    model = config.model.build_from_dir(model_dir, vocab_size=tokenizer.vocab_size, num_labels=len(labels), tokenizer=tokenizer)
+    arrays, _ = wio.load_file(weights_file)
+    state = wio.to_torch(config.model.type, arrays, list(model.state_dict()), source=str(weights_file))
+    model.load_state_dict({k: torch.from_numpy(np.array(v, np.float32)) for k, v in state.items()})
+    model.eval()
+    flax = FlaxRuntime.load(model_dir, labels=labels, tokenizer=tokenizer)
+    ours = getattr(model, "input_format", "padded")
+    multilabel = config.task == "multilabel"
+    max_length = longest_input(model, int(getattr(config.tokenizer, "max_length", 512)))
+    for name, batch in parity_batches(int(tokenizer.vocab_size), max_length):
+        expected = probabilities(flax.logits({"ids": batch["ids"].numpy(), "lengths": batch["lengths"].numpy()}), multilabel)
+        with torch.no_grad():
+            got = probabilities(model(dict(zip(INPUTS[ours], inputs_of(batch, ours)))).float().numpy(), multilabel)
+        diff = float(np.abs(expected - got).max()) if got.size else 0.0
+        same = np.array_equal(expected > 0.5, got > 0.5) if multilabel else np.array_equal(expected.argmax(1), got.argmax(1))
+        if diff > tolerance or not same:
+            raise ModelDirError(f"{weights_file}: the torch network of model.type '{config.model.type}' does not compute the "
+                                f"flax network's function with these weights ({name}: probabilities differ by up to {diff:.2e}"
+                                f"{'' if same else ', and a label differs'}); nothing is exported.")
+    return model

@@ -88,30 +88,63 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return load_file(path, error=CheckpointError)
 
 
+def _torch_names(model_type: str, keys: Any) -> dict[str, tuple[str, bool]]:
+    """``{torch parameter name: (this backend's name, whether its axes are reversed)}`` for the parameter names
+    ``keys`` of a torch network of a ``model_type`` spec: torch's Linear, Conv1d and recurrent weights are stored
+    with their axes the other way round (``[out, in]`` / ``[out, in, kernel]`` against ``[in, out]`` / ``[kernel,
+    in, out]``); reversing the axes is its own inverse, so one table serves both directions."""
+    keys = list(keys)
+    names: dict[str, tuple[str, bool]] = {}
+    head = sorted({int(k.split(".")[2]) for k in keys if k.startswith("head.net.")})
+    for i, index in enumerate(head):
+        names[f"head.net.{index}.weight"] = (f"head/layers/{i}/kernel", True)
+        names[f"head.net.{index}.bias"] = (f"head/layers/{i}/bias", False)
+    names["embedding.weight"] = ("embedding" if model_type == "bag" else "embedding/embedding", False)
+    if model_type == "cnn":
+        for block in ("block1", "block2"):
+            names[f"{block}.conv.weight"] = (f"{block}/conv/kernel", True)
+            names[f"{block}.conv.bias"] = (f"{block}/conv/bias", False)
+            names[f"{block}.norm.weight"] = (f"{block}/norm/scale", False)
+            names[f"{block}.norm.bias"] = (f"{block}/norm/bias", False)
+    if model_type in ("lstm", "gru"):
+        for key in keys:
+            if key.startswith("rnn."):
+                kind, layer = key[len("rnn."):].split("_l")
+                direction = 1 if layer.endswith("_reverse") else 0
+                layer = layer.removesuffix("_reverse")
+                target = {"weight_ih": "w_in", "weight_hh": "w_h", "bias_ih": "b_in", "bias_hh": "b_h"}[kind]
+                names[key] = (f"layers/{layer}/{direction}/{target}", kind.startswith("weight"))
+    return names
+
+
 def from_torch(model_type: str, state: dict[str, Any]) -> dict[str, np.ndarray]:
     """The weights of a torch network of the same spec (its ``state_dict``, tensors or arrays) under this backend's
     parameter names, transposed where the layouts differ: give them to :func:`unflatten` to start a flax network
     from exactly the weights a torch one has (how the tests compare the two backends' functions and gradients, and
     the benchmark their training from one initialisation)."""
     state = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in state.items()}
+    return {name: (np.ascontiguousarray(np.transpose(state[key])) if reverse else state[key])
+            for key, (name, reverse) in _torch_names(model_type, state).items() if key in state}
+
+
+def to_torch(model_type: str, arrays: dict[str, np.ndarray], torch_keys: Any, *, source: str) -> dict[str, np.ndarray]:
+    """The inverse of :func:`from_torch`: this backend's weights ``arrays`` under the parameter names ``torch_keys``
+    of a torch network of the same spec (its ``state_dict().keys()``), as numpy arrays: how a flax model is exported
+    to ONNX (through the torch network of its spec, which computes the same function). A name either side lacks is
+    a ModelDirError naming ``source``."""
+    names = _torch_names(model_type, torch_keys)
     out: dict[str, np.ndarray] = {}
-    head = sorted({int(k.split(".")[2]) for k in state if k.startswith("head.net.")})
-    for i, index in enumerate(head):
-        out[f"head/layers/{i}/kernel"] = state[f"head.net.{index}.weight"].T
-        out[f"head/layers/{i}/bias"] = state[f"head.net.{index}.bias"]
-    out["embedding" if model_type == "bag" else "embedding/embedding"] = state["embedding.weight"]
-    if model_type == "cnn":
-        for block in ("block1", "block2"):
-            out[f"{block}/conv/kernel"] = state[f"{block}.conv.weight"].transpose(2, 1, 0)
-            out[f"{block}/conv/bias"] = state[f"{block}.conv.bias"]
-            out[f"{block}/norm/scale"] = state[f"{block}.norm.weight"]
-            out[f"{block}/norm/bias"] = state[f"{block}.norm.bias"]
-    if model_type in ("lstm", "gru"):
-        for key, value in state.items():
-            if key.startswith("rnn."):
-                kind, layer = key[len("rnn."):].split("_l")
-                direction = 1 if layer.endswith("_reverse") else 0
-                layer = layer.removesuffix("_reverse")
-                target = {"weight_ih": "w_in", "weight_hh": "w_h", "bias_ih": "b_in", "bias_hh": "b_h"}[kind]
-                out[f"layers/{layer}/{direction}/{target}"] = value.T if kind.startswith("weight") else value
+    for key in torch_keys:
+        if key not in names:
+            raise ModelDirError(f"{source}: the torch network of model.type '{model_type}' has a parameter '{key}' that "
+                                "flax weights do not map to; this model cannot be converted.")
+        name, reverse = names[key]
+        if name not in arrays:
+            raise ModelDirError(f"{source}: no tensor '{name}' (the file holds {len(arrays)} others): it was written for "
+                                "another model or settings. Copy the whole directory, or train again.")
+        out[key] = np.ascontiguousarray(np.transpose(arrays[name])) if reverse else arrays[name]
+    unused = sorted(set(arrays) - {names[k][0] for k in torch_keys})
+    if unused:
+        raise ModelDirError(f"{source}: tensor(s) {', '.join(unused[:3])} have no place in the torch network of "
+                            f"model.type '{model_type}': the weights come from other settings. Copy the whole directory, or train again.")
     return out
