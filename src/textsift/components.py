@@ -11,6 +11,7 @@ import textsift.backends.torch.networks.transformer  # noqa: F401
 import textsift.text.ngrams  # noqa: F401
 import textsift.text.pretrained  # noqa: F401
 import textsift.text.subword  # noqa: F401
+import textsift.text.tiktoken_bpe  # noqa: F401
 import textsift.text.words  # noqa: F401
 import textsift.training.callbacks  # noqa: F401
 import textsift.training.losses  # noqa: F401

@@ -21,6 +21,7 @@ from textsift.errors import ConfigError, ModelDirError
 #: the modules registering what prediction needs: readers and tokenizers (none of them imports torch)
 INFERENCE_BUILTINS = (
     "textsift.data.readers", "textsift.text.ngrams", "textsift.text.words", "textsift.text.subword", "textsift.text.pretrained",
+    "textsift.text.tiktoken_bpe",
 )
 
 
