@@ -343,6 +343,7 @@ def test_a_flax_model_exports_to_onnx_with_the_flax_networks_function(name, tmp_
     model_dir = textsift.train(resolve(raw), tmp_path / "run", report=False).model_dir
     manifest = export_model_dir(model_dir, quantize="int8")
     assert manifest["source"]["backend"] == "flax" and manifest["files"]["model.onnx"]["parity_max_probability_diff"] <= 1e-4
+    assert manifest["flax_parity_max_probability_diff"] <= 1e-4
     assert_only_safe_files(model_dir)
     texts = [t for t, _ in TINY] + ["an unseen text", " ".join(t for t, _ in TINY) * 4, "zzz"]
     flax_predictor = textsift.load(model_dir, runtime="flax")

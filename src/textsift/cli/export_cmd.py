@@ -33,4 +33,6 @@ def export(
     target = find_model_dir(model_dir)
     for name, info in manifest["files"].items():
         extra = f", probabilities within {info['parity_max_probability_diff']:.1e} of torch" if "parity_max_probability_diff" in info else ""
+        if extra and "flax_parity_max_probability_diff" in manifest:  # exported through the torch network of flax weights
+            extra += f" (the torch network of the flax weights, within {manifest['flax_parity_max_probability_diff']:.1e} of flax)"
         console.print(f"{target / name}: {info['precision']}, {info['bytes'] / 1e6:.2f} MB{extra}", markup=False, highlight=False)
