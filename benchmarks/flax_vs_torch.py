@@ -302,7 +302,7 @@ def markdown(results: dict[str, Any]) -> str:
                   "step calls torch.unique) and the table's rows and their moments (packed [rows, 2, dim]) are written by a "
                   "second jitted function, in place (written in the step itself, XLA's CPU backend copied the whole table and "
                   "both moments every step); the next batch is made while a step runs. Entries and distinct rows are padded "
-                  "to powers of two from 4,096: a compilation per pair of sizes met.", ""]
+                  "to the next size of 4,096 x 2^(k/4) (at most a sixth filler): a compilation per pair of sizes met.", ""]
     examples = dict(results.get("examples", {}))
     if "example" in results:  # the first run's key
         examples.setdefault(str(results["example"]["epochs"]), results["example"])

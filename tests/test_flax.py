@@ -148,8 +148,12 @@ def test_the_bag_compiles_once_per_flat_size_bucket(tmp_path, caplog, monkeypatc
     assert compiles_per_epoch[0] == len(shapes) and compiles_per_epoch == [compiles_per_epoch[0]] * 3
 
 
-def test_flat_sizes_are_powers_of_two_from_4096():
-    assert [bucket_count(n) for n in (0, 1, 4096, 4097, 9000, 70_000)] == [4096, 4096, 4096, 8192, 16384, 131072]
+def test_flat_sizes_grow_by_a_quarter_octave_from_4096():
+    assert [bucket_count(n) for n in (0, 1, 4096, 4097, 9000, 70_000, 140_000)] == [4096, 4096, 4096, 4928, 9792, 77952, 155904]
+    sizes = sorted({bucket_count(n) for n in range(1, 1_000_000, 101)})
+    assert all(bucket_count(s) == s for s in sizes)  # a size is its own bucket
+    assert max(b / a for a, b in zip(sizes, sizes[1:])) < 1.21  # so a batch is at most a sixth filler
+    assert len(sizes) == 33  # few shapes: 4 an octave from 4,096 to 1,048,576
 
 
 def _count_step_compiles(raw: dict, caplog) -> tuple[list[int], set]:
