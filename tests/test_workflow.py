@@ -78,6 +78,27 @@ def test_parameter_and_upstream_changes_miss(tmp_path):
     assert not any(hits(upstream).values())  # everything downstream of the data changed
 
 
+def test_a_file_a_setting_names_is_fingerprinted_by_its_content(tmp_path):
+    """A string setting that names a file (a tiktoken encoding, a local encoder directory) stands for what the file
+    holds: rewritten in place, the step that read it is computed again, not served from the cache."""
+    pytest.importorskip("tiktoken")
+    import base64
+
+    table = tmp_path / "enc.tiktoken"
+    table.write_text("".join(f"{base64.b64encode(bytes([i])).decode()} {i}\n" for i in range(256)))
+    path = write_workflow(tmp_path, model="cnn", epochs=1)
+    raw = yaml.safe_load(path.read_text())
+    raw["steps"]["model"]["config"]["tokenizer"] = {"type": "tiktoken", "encoding": str(table), "max_length": 32}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    Workflow.load(path).run("one")
+    assert all(plan.cached for plan in Workflow.load(path).plan().values())
+    with table.open("a") as f:  # one merge more: other ids for the same texts
+        f.write(f"{base64.b64encode(b'10').decode()} 256\n")
+    plans = Workflow.load(path).plan()
+    assert [n for n, p in plans.items() if not p.cached] == ["model", "evaluation"]
+    assert "settings changed: config" in plans["model"].reason
+
+
 def _model_module(directory: Path, name: str, body: str) -> Path:
     file = directory / f"{name}.py"
     file.write_text(textwrap.dedent(f"""

@@ -42,7 +42,8 @@ class TiktokenSpec(TokenizerSpec):
 
     type: Literal["tiktoken"] = "tiktoken"
     encoding: str = Field("cl100k_base", description="A tiktoken encoding name (fetched once into tiktoken's cache, "
-                          "TIKTOKEN_CACHE_DIR) or the path of a local .tiktoken file.")
+                          "TIKTOKEN_CACHE_DIR) or the path of a local .tiktoken file.",
+                          json_schema_extra={"input_path": True})  # workflows fingerprint the file by content
     pattern: str | None = Field(None, description="The regex that splits text before BPE, for a local file (default: "
                                 "GPT-2's); a named encoding brings its own.")
     max_length: int = Field(256, ge=1)

@@ -134,10 +134,32 @@ def _find_nested_ref(value: Any) -> bool:
     return False
 
 
+#: a field's ``json_schema_extra`` key saying that the string it holds may name an input file or directory (a
+#: tiktoken encoding file, a local encoder), which the fingerprint then reads by content (an output path must not)
+INPUT_PATH = "input_path"
+
+
+def _model_canonical(value: BaseModel, base_dir: Path) -> Any:
+    dumped = value.model_dump(mode="json")
+    out = {}
+    for name, json_value in dumped.items():
+        field_info = type(value).model_fields.get(name)
+        extra = field_info.json_schema_extra if field_info is not None and isinstance(field_info.json_schema_extra, dict) else {}
+        python_value = getattr(value, name, None)
+        if isinstance(python_value, BaseModel):
+            out[name] = _model_canonical(python_value, base_dir)
+        elif extra.get(INPUT_PATH) and isinstance(python_value, str) and Path(python_value).expanduser().exists():
+            out[name] = canonical(Path(python_value).expanduser().resolve(), base_dir)
+        else:
+            out[name] = canonical(json_value, base_dir)
+    return out
+
+
 def canonical(value: Any, base_dir: Path) -> Any:
-    """A JSON form of a validated setting that changes exactly when the setting does (files by content)."""
+    """A JSON form of a validated setting that changes exactly when the setting does (files by content: settings
+    typed as paths, and string fields marked :data:`INPUT_PATH` when they name a file or directory that exists)."""
     if isinstance(value, BaseModel):
-        return canonical(value.model_dump(mode="json"), base_dir)
+        return _model_canonical(value, base_dir)
     if isinstance(value, Path):
         path = value if value.is_absolute() else base_dir / value
         if path.is_file():

@@ -31,7 +31,8 @@ class TransformerSpec(ModelSpec):
             "scheduler": {"type": "linear", "warmup_ratio": 0.1},
         },
     }
-    pretrained: str = Field(description="Local directory or hub name of the encoder (e.g. bert-base-uncased).")
+    pretrained: str = Field(description="Local directory or hub name of the encoder (e.g. bert-base-uncased).",
+                            json_schema_extra={"input_path": True})  # workflows fingerprint a local directory's files
     pooling: Literal["cls", "mean", "max", "weighted"] = Field(
         "cls", description="First token, masked mean or max over tokens, or a learned mix of all hidden layers."
     )
