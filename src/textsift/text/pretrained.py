@@ -41,7 +41,8 @@ class PretrainedTokenizerSpec(TokenizerSpec):
     """A pretrained encoder's own tokenizer. ``name`` defaults to the model's ``pretrained``."""
 
     type: Literal["pretrained"] = "pretrained"
-    name: str | None = Field(None, description="Local directory or hub name; null: the model's `pretrained`.")
+    name: str | None = Field(None, description="Local directory or hub name; null: the model's `pretrained`.",
+                             json_schema_extra={"input_path": True})  # workflows fingerprint a local directory's files
     max_length: int = Field(128, ge=8, description="Tokens per text (pair), special tokens included.")
     truncation_side: Literal["right", "left"] = "right"
 
