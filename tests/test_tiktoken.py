@@ -15,7 +15,7 @@ import textsift  # noqa: E402
 from textsift.config import resolve  # noqa: E402
 from textsift.data.example import Example  # noqa: E402
 from textsift.errors import ConfigError, ModelDirError  # noqa: E402
-from textsift.text.tiktoken_bpe import R50K_PATTERN, TiktokenSpec, dump_table  # noqa: E402
+from textsift.text.tiktoken_bpe import PATTERNS, R50K_PATTERN, TiktokenSpec, dump_table  # noqa: E402
 
 from conftest import TINY, tiny_config, write_jsonl  # noqa: E402
 
@@ -94,7 +94,7 @@ def test_a_named_encoding_is_fetched_by_tiktoken_and_offline_the_error_says_what
     monkeypatch.setattr(tiktoken.load, "read_file", offline)
     tok = TiktokenSpec(encoding="cl100k_base").build()
     with pytest.raises(ConfigError, match=r"tokenizer.encoding 'cl100k_base': tiktoken could not get its file \(ConnectionError.*"
-                                          r"Offline, copy the encoding's .tiktoken file"):
+                                          r"Offline, copy the encoding's file to this machine as cl100k_base.tiktoken"):
         tok.fit([Example(text="x")])
     # with the encoding available (here: tiktoken handing back a small one under that name), the table is copied
     monkeypatch.setattr(tiktoken, "get_encoding", lambda name: small)
@@ -118,3 +118,22 @@ def test_a_malformed_encoding_file_is_named_with_its_line(tmp_path, content, mes
         TiktokenSpec(encoding=str(tmp_path / "missing.tiktoken")).build().fit([])
     with pytest.raises(ConfigError, match=r"tokenizer.encoding 'cl99k': not a tiktoken encoding \(it has .*cl100k_base"):
         TiktokenSpec(encoding="cl99k").build().fit([])
+
+
+def test_the_named_encodings_split_patterns_are_tiktokens_own(monkeypatch):
+    """The patterns textsift holds for a local copy of a named encoding are the ones tiktoken builds it with (its
+    constructors called with the file loaders stubbed: nothing is fetched)."""
+    import tiktoken_ext.openai_public as public
+
+    monkeypatch.setattr(public, "load_tiktoken_bpe", lambda *args, **kwargs: {})
+    monkeypatch.setattr(public, "data_gym_to_mergeable_bpe_ranks", lambda *args, **kwargs: {})
+    assert {name: make()["pat_str"] for name, make in public.ENCODING_CONSTRUCTORS.items()} == PATTERNS
+
+
+def test_a_local_copy_named_after_an_encoding_splits_as_that_encoding(encoding_file, tmp_path):
+    copy = tmp_path / "cl100k_base.tiktoken"
+    copy.write_bytes(encoding_file.read_bytes())
+    assert TiktokenSpec(encoding=str(copy)).build().fit([]).pattern_ == PATTERNS["cl100k_base"]
+    assert TiktokenSpec(encoding=str(copy), pattern="o200k_base").build().fit([]).pattern_ == PATTERNS["o200k_base"]
+    assert TiktokenSpec(encoding=str(copy), pattern=r"\w+").build().fit([]).pattern_ == r"\w+"
+    assert TiktokenSpec(encoding=str(encoding_file)).build().fit([]).pattern_ == R50K_PATTERN  # tiny.tiktoken: GPT-2's

@@ -4,7 +4,8 @@ The JAX AI stack's IMDB tutorial tokenizes with tiktoken's ``cl100k_base``. Noth
 texts: the encoding is a fixed table of byte sequences and their ranks, either a named one (``cl100k_base``,
 ``o200k_base``, ...: tiktoken fetches its file from OpenAI's public blob store once and keeps it in its cache,
 ``TIKTOKEN_CACHE_DIR``, checking its sha256) or a local ``.tiktoken`` file (tiktoken's format: one base64 token and
-its rank per line) with the split pattern given in ``pattern``. The table is copied into the model directory
+its rank per line) with the split pattern of the encoding it is named after (``cl100k_base.tiktoken``) or given in
+``pattern``. The table is copied into the model directory
 (``tokenizer.tiktoken``, the same format, with ``tiktoken.json`` holding the pattern and the table's sha256), so a
 trained model predicts without the file or the network. Ids: 0 padding, 1 an empty text, 2 the separator of text
 pairs, then rank + 3. Text is encoded as ordinary text: a special-token string such as ``<|endoftext|>`` in the
@@ -31,8 +32,18 @@ from textsift.util import atomic_write_text
 #: ids before the encoding's ranks
 PAD, EMPTY, SEP = 0, 1, 2
 OFFSET = 3
-#: GPT-2's split pattern (tiktoken's ``r50k_pat_str``): the default for a local file
+#: GPT-2's split pattern (tiktoken's ``r50k_pat_str``): the default for a local file of no known encoding's name
 R50K_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+CL100K_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+O200K_PATTERN = "|".join([
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""\p{N}{1,3}""", r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""", r"""\s*[\r\n]+""", r"""\s+(?!\S)""", r"""\s+""",
+])
+#: the split patterns of tiktoken's named encodings (copied from tiktoken_ext.openai_public, MIT), so that a local copy
+#: of one (``cl100k_base.tiktoken``) splits text as the named encoding does without fetching anything
+PATTERNS = {"gpt2": R50K_PATTERN, "r50k_base": R50K_PATTERN, "p50k_base": R50K_PATTERN, "p50k_edit": R50K_PATTERN,
+            "cl100k_base": CL100K_PATTERN, "o200k_base": O200K_PATTERN, "o200k_harmony": O200K_PATTERN}
 TABLE, META = "tokenizer.tiktoken", "tiktoken.json"
 
 
@@ -44,8 +55,9 @@ class TiktokenSpec(TokenizerSpec):
     encoding: str = Field("cl100k_base", description="A tiktoken encoding name (fetched once into tiktoken's cache, "
                           "TIKTOKEN_CACHE_DIR) or the path of a local .tiktoken file.",
                           json_schema_extra={"input_path": True})  # workflows fingerprint the file by content
-    pattern: str | None = Field(None, description="The regex that splits text before BPE, for a local file (default: "
-                                "GPT-2's); a named encoding brings its own.")
+    pattern: str | None = Field(None, description="For a local file: a named encoding whose split pattern it uses "
+                                "(cl100k_base, o200k_base, ...) or a regex; default: that of the encoding the file is named "
+                                "after (cl100k_base.tiktoken), else GPT-2's. A named encoding brings its own.")
     max_length: int = Field(256, ge=1)
 
     def build(self) -> "TiktokenTokenizer":
@@ -113,7 +125,8 @@ class TiktokenTokenizer(Tokenizer):
             if not path.is_file():
                 raise ConfigError(f"tokenizer.encoding {spec.encoding}: no such file. Give a .tiktoken file or an encoding "
                                   f"name ({', '.join(tiktoken.list_encoding_names())}).")
-            return path.stem, parse_table(path.read_bytes(), str(path)), spec.pattern or R50K_PATTERN
+            pattern = spec.pattern if spec.pattern is not None else path.stem if path.stem in PATTERNS else R50K_PATTERN
+            return path.stem, parse_table(path.read_bytes(), str(path)), PATTERNS.get(pattern, pattern)
         if spec.encoding not in tiktoken.list_encoding_names():
             raise ConfigError(f"tokenizer.encoding '{spec.encoding}': not a tiktoken encoding (it has "
                               f"{', '.join(tiktoken.list_encoding_names())}) nor a file on this machine.")
@@ -122,9 +135,9 @@ class TiktokenTokenizer(Tokenizer):
         except Exception as exc:  # requests' errors offline, ValueError for a file whose hash does not match
             raise ConfigError(
                 f"tokenizer.encoding '{spec.encoding}': tiktoken could not get its file ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:160]}). Offline, copy the encoding's .tiktoken file to this machine and set "
-                "tokenizer.encoding to its path (and tokenizer.pattern to the encoding's split regex), or set "
-                "TIKTOKEN_CACHE_DIR to a folder holding tiktoken's cached copy.") from None
+                f"{str(exc).splitlines()[0][:160]}). Offline, copy the encoding's file to this machine as "
+                f"{spec.encoding}.tiktoken and set tokenizer.encoding to its path (the split pattern follows from the "
+                "name), or set TIKTOKEN_CACHE_DIR to a folder holding tiktoken's cached copy.") from None
         if spec.pattern is not None:
             raise ConfigError(f"tokenizer.pattern: encoding '{spec.encoding}' brings its own split pattern; leave "
                               "tokenizer.pattern out (it is for a local .tiktoken file).")
