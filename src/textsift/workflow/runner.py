@@ -139,17 +139,19 @@ def _find_nested_ref(value: Any) -> bool:
 INPUT_PATH = "input_path"
 
 
-def _model_canonical(value: BaseModel, base_dir: Path) -> Any:
-    dumped = value.model_dump(mode="json")
+def _model_canonical(value: BaseModel, dumped: dict[str, Any], base_dir: Path) -> Any:
+    """:func:`canonical` of ``dumped`` (``value``'s JSON form, dumped once at the top), reading the fields of
+    ``value`` (and of its nested models) marked :data:`INPUT_PATH` by the content of the path they name."""
     out = {}
     for name, json_value in dumped.items():
         field_info = type(value).model_fields.get(name)
         extra = field_info.json_schema_extra if field_info is not None and isinstance(field_info.json_schema_extra, dict) else {}
         python_value = getattr(value, name, None)
-        if isinstance(python_value, BaseModel):
-            out[name] = _model_canonical(python_value, base_dir)
-        elif extra.get(INPUT_PATH) and isinstance(python_value, str) and Path(python_value).expanduser().exists():
-            out[name] = canonical(Path(python_value).expanduser().resolve(), base_dir)
+        named = Path(python_value).expanduser() if extra.get(INPUT_PATH) and isinstance(python_value, str) else None
+        if isinstance(python_value, BaseModel) and isinstance(json_value, dict):
+            out[name] = _model_canonical(python_value, json_value, base_dir)
+        elif named is not None and named.exists():
+            out[name] = canonical(named.resolve(), base_dir)
         else:
             out[name] = canonical(json_value, base_dir)
     return out
@@ -159,7 +161,7 @@ def canonical(value: Any, base_dir: Path) -> Any:
     """A JSON form of a validated setting that changes exactly when the setting does (files by content: settings
     typed as paths, and string fields marked :data:`INPUT_PATH` when they name a file or directory that exists)."""
     if isinstance(value, BaseModel):
-        return _model_canonical(value, base_dir)
+        return _model_canonical(value, value.model_dump(mode="json"), base_dir)
     if isinstance(value, Path):
         path = value if value.is_absolute() else base_dir / value
         if path.is_file():
