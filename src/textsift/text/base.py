@@ -103,6 +103,17 @@ class Tokenizer:
         return {"vocab_size": self.vocab_size}
 
 
+def encode_pairs(examples: list[Example], encode_batch: Any, *, sep: int, empty: int, max_length: int) -> Ragged:
+    """Each example's ids: ``encode_batch`` (a list of texts -> their id lists) of its text, and for a text pair ``sep``
+    and the ids of its second text; cut at ``max_length``; a text with no ids reads ``[empty]``."""
+    rows = [list(ids) for ids in encode_batch([ex.text for ex in examples])]
+    pair_idx = [i for i, ex in enumerate(examples) if ex.text_pair is not None]
+    seconds = encode_batch([examples[i].text_pair for i in pair_idx])
+    for j, i in enumerate(pair_idx):
+        rows[i] = rows[i] + [sep] + list(seconds[j])
+    return Ragged.from_rows([r[:max_length] or [empty] for r in rows])
+
+
 class TokenizerSpec(Spec):
     max_length: int = Field(512, ge=1, description="Keep at most this many ids per text (after pairing).")
 

@@ -12,7 +12,7 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 from textsift import registry
 from textsift.data.example import Example
 from textsift.errors import ModelDirError
-from textsift.text.base import Ragged, Tokenizer, TokenizerSpec
+from textsift.text.base import Ragged, Tokenizer, TokenizerSpec, encode_pairs
 from textsift.util import atomic_write_text
 
 SPECIALS = ["<pad>", "<unk>", "<sep>"]
@@ -84,15 +84,8 @@ class SubwordTokenizer(Tokenizer):
         self._check_fitted()
         tok = self.tokenizer_
         assert tok is not None
-        sep = tok.token_to_id("<sep>")
-        firsts = tok.encode_batch([ex.text for ex in examples], add_special_tokens=False)
-        pair_idx = [i for i, ex in enumerate(examples) if ex.text_pair is not None]
-        seconds = tok.encode_batch([examples[i].text_pair for i in pair_idx], add_special_tokens=False)
-        rows = [enc.ids for enc in firsts]
-        for j, i in enumerate(pair_idx):
-            rows[i] = rows[i] + [sep] + seconds[j].ids
-        unk = tok.token_to_id("<unk>")
-        return Ragged.from_rows([r[: self.spec.max_length] or [unk] for r in rows])
+        return encode_pairs(examples, lambda texts: [enc.ids for enc in tok.encode_batch(texts, add_special_tokens=False)],
+                            sep=tok.token_to_id("<sep>"), empty=tok.token_to_id("<unk>"), max_length=self.spec.max_length)
 
     @property
     def vocab_size(self) -> int:

@@ -26,8 +26,8 @@ from pydantic import Field
 from textsift import registry
 from textsift.data.example import Example
 from textsift.errors import ConfigError, ModelDirError
-from textsift.text.base import Ragged, Tokenizer, TokenizerSpec
-from textsift.util import atomic_write_text
+from textsift.text.base import Ragged, Tokenizer, TokenizerSpec, encode_pairs
+from textsift.util import atomic_write_text, require_extra
 
 #: ids before the encoding's ranks
 PAD, EMPTY, SEP = 0, 1, 2
@@ -65,11 +65,9 @@ class TiktokenSpec(TokenizerSpec):
 
 
 def _require() -> Any:
-    try:
-        import tiktoken
-    except ImportError:
-        raise ConfigError("tokenizer.type tiktoken needs the package tiktoken, not installed: pip install -e '.[tiktoken]' "
-                          "in a clone of textsift (or pip install 'textsift[tiktoken]').") from None
+    require_extra("tiktoken", ("tiktoken",), "tokenizer.type tiktoken")
+    import tiktoken
+
     return tiktoken
 
 
@@ -160,13 +158,8 @@ class TiktokenTokenizer(Tokenizer):
     def encode(self, examples: list[Example]) -> Ragged:
         self._check_fitted()
         enc = self._encoding
-        firsts = enc.encode_ordinary_batch([ex.text for ex in examples])
-        pair_idx = [i for i, ex in enumerate(examples) if ex.text_pair is not None]
-        seconds = enc.encode_ordinary_batch([examples[i].text_pair for i in pair_idx])
-        rows = [[t + OFFSET for t in ids] for ids in firsts]
-        for j, i in enumerate(pair_idx):
-            rows[i] = rows[i] + [SEP] + [t + OFFSET for t in seconds[j]]
-        return Ragged.from_rows([r[: self.spec.max_length] or [EMPTY] for r in rows])
+        return encode_pairs(examples, lambda texts: [[t + OFFSET for t in ids] for ids in enc.encode_ordinary_batch(texts)],
+                            sep=SEP, empty=EMPTY, max_length=self.spec.max_length)
 
     @property
     def vocab_size(self) -> int:
