@@ -189,10 +189,11 @@ def torch_network_of_flax(model_dir: Path, config: Any, tokenizer: Any, labels: 
     require_extra("flax", ("jax", "flax"), "export a flax model")
     from textsift.backends.flax import weights as wio
     from textsift.backends.flax.runtime import FlaxRuntime
-    from textsift.backends.torch.onnx_export import INPUTS, inputs_of, longest_input, parity_batches, probabilities
+    from textsift.backends.torch.onnx_export import INPUTS, agreement, inputs_of, longest_input, parity_batches
 
     weights_file = model_dir / "model.safetensors"
     model = config.model.build_from_dir(model_dir, vocab_size=tokenizer.vocab_size, num_labels=len(labels), tokenizer=tokenizer)
+    # the file's own tensors, every one of which must have a place (the flax runtime below ignores any it does not read)
     arrays, _ = wio.load_file(weights_file)
     state = wio.to_torch(config.model.type, arrays, list(model.state_dict()), source=str(weights_file))
     model.load_state_dict({k: torch.from_numpy(np.array(v, np.float32)) for k, v in state.items()})
@@ -203,11 +204,10 @@ def torch_network_of_flax(model_dir: Path, config: Any, tokenizer: Any, labels: 
     max_length = longest_input(model, int(getattr(config.tokenizer, "max_length", 512)))
     worst = 0.0
     for name, batch in parity_batches(int(tokenizer.vocab_size), max_length):
-        expected = probabilities(flax.logits({"ids": batch["ids"].numpy(), "lengths": batch["lengths"].numpy()}), multilabel)
+        expected = flax.logits({"ids": batch["ids"].numpy(), "lengths": batch["lengths"].numpy()})
         with torch.no_grad():
-            got = probabilities(model(dict(zip(INPUTS[ours], inputs_of(batch, ours)))).float().numpy(), multilabel)
-        diff = float(np.abs(expected - got).max()) if got.size else 0.0
-        same = np.array_equal(expected > 0.5, got > 0.5) if multilabel else np.array_equal(expected.argmax(1), got.argmax(1))
+            got = model(dict(zip(INPUTS[ours], inputs_of(batch, ours)))).float().numpy()
+        diff, same = agreement(expected, got, multilabel)
         if diff > tolerance or not same:
             raise ModelDirError(f"{weights_file}: the torch network of model.type '{config.model.type}' does not compute the "
                                 f"flax network's function with these weights ({name}: probabilities differ by up to {diff:.2e}"

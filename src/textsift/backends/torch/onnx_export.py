@@ -300,6 +300,16 @@ def parity_batches(vocab_size: int, max_length: int) -> Iterator[tuple[str, dict
             yield f"batch {size}, up to {longest} tokens", sample_batch(lengths, vocab_size, seed=size * 10_000 + longest)
 
 
+def agreement(expected: np.ndarray, got: np.ndarray, multilabel: bool) -> tuple[float, bool]:
+    """How two computations of the same logits agree: the largest probability difference (inf for other shapes) and
+    whether they choose the same labels (the argmax; multilabel: every probability on the same side of 0.5)."""
+    p, q = probabilities(expected, multilabel), probabilities(got, multilabel)
+    if p.shape != q.shape:
+        return float("inf"), False
+    diff = float(np.abs(p - q).max()) if p.size else 0.0
+    return diff, bool(np.array_equal(p > 0.5, q > 0.5) if multilabel else np.array_equal(p.argmax(1), q.argmax(1)))
+
+
 def probabilities(logits: np.ndarray, multilabel: bool) -> np.ndarray:
     logits = np.asarray(logits, np.float64)
     if multilabel:
@@ -324,10 +334,8 @@ def check_parity(model: nn.Module, path: Path, *, vocab_size: int, max_length: i
         with torch.no_grad():
             expected = model(dict(zip(INPUTS[ours], inputs_of(batch, ours)))).float().numpy()
         got = session.run(["logits"], {k: v.numpy() for k, v in zip(INPUTS[graph], inputs_of(batch, graph))})[0]
-        p, q = probabilities(expected, multilabel), probabilities(got, multilabel)
-        diff = float(np.abs(p - q).max()) if p.size else 0.0
-        same = np.array_equal(p > 0.5, q > 0.5) if multilabel else np.array_equal(p.argmax(1), q.argmax(1))
-        if diff > tolerance or not same or p.shape != q.shape:
+        diff, same = agreement(expected, got, multilabel)
+        if diff > tolerance or not same:
             raise ModelDirError(f"{path.name} does not match the torch network ({name}: probabilities differ by up to {diff:.2e}"
                                 f"{'' if same else ', and a label differs'}); the export is not written.")
         worst = max(worst, diff)
