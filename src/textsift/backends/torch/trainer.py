@@ -21,6 +21,7 @@ from textsift.evaluation.metrics import classification_metrics, multilabel_metri
 from textsift.registry import import_path
 from textsift.backends.torch import checkpoint as ckpt
 from textsift.backends.torch import distributed
+from textsift.backends.torch import dropout as fast_dropout
 from textsift.training.callbacks import Callback, EarlyStopping, TrainerState, is_better
 from textsift.backends.torch.optim import SPARSE_CAPABLE
 
@@ -326,6 +327,9 @@ class Trainer:
         fmt = getattr(model, "input_format", "padded")
         self.batch_size = self._batch_size(train, model)
         self.model = model.to(self.device)
+        if self.device.type == "cpu" and fast_dropout.native_mask_is_slow():  # torch's CPU masks: one element at a time
+            swapped = fast_dropout.use_fast_dropout(model) + fast_dropout.use_fast_attention_dropout(model)
+            logger.debug("Dropout masks drawn 64 bits per four elements in %d modules", swapped)
         loss_fn = loss_fn.to(self.device)
         self._setup_precision()
         # a model fitted by a solver to convergence (linear): no optimizer, no epochs (constructing any torch optimizer
