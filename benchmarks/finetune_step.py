@@ -1,13 +1,16 @@
 """One MiniLM fine-tuning step on a CPU, four ways: fp32 eager, bf16 autocast, the network in bf16 with fp32 master
-weights (``bf16-master``), torch.compile; and AdamW's step alone.
+weights (``bf16-master``), torch.compile; AdamW's step alone; and torch's dropout masks against textsift's.
 
-Usage: python benchmarks/finetune_step.py {eager,bf16,bf16-master,compile,optimizer} [--batches 42]
+Usage: python benchmarks/finetune_step.py {eager,bf16,bf16-master,compile,optimizer,dropout} [--batches 42]
 
 The step of ``finetune_vs_trainer.py`` without the rest of the loop: all-MiniLM-L6-v2 (AutoModel), masked mean
 pooling and a linear head, cross-entropy, gradient norm clipped to 1, fused AdamW, on the first ``--batches``
 length-bucketed batches of 32 emotion training texts (textsift's own ``epoch_batches``), 2 threads. Prints the
 first and second step's time (compilation shows there) and the mean of the rest. ``optimizer``: one AdamW step
 over MiniLM's weights with random gradients, per-tensor (``foreach=False``), ``foreach=True`` and ``fused=True``.
+``dropout``: the bf16 step with textsift's dropout modules and attention (``textsift.backends.torch.dropout``),
+their masks drawn by textsift and by torch's ``bernoulli_`` in alternate passes over the batches (three each, in one
+process, so that the machine's drift falls on both).
 Run it with nothing else running; the figures are quoted in BENCHMARKS.md's notes on fine-tuning.
 """
 
@@ -41,7 +44,7 @@ def optimizer_steps(model: torch.nn.Module) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["eager", "bf16", "bf16-master", "compile", "optimizer"])
+    parser.add_argument("mode", choices=["eager", "bf16", "bf16-master", "compile", "optimizer", "dropout"])
     parser.add_argument("--batches", type=int, default=42)
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -80,6 +83,11 @@ def main() -> None:
             return self.head((hidden * m).sum(1) / m.sum(1))
 
     model = Model().train()
+    if args.mode == "dropout":
+        from textsift.backends.torch import dropout as textsift_dropout
+
+        textsift_dropout.use_fast_dropout(model)
+        textsift_dropout.use_fast_attention_dropout(model)
     master = None
     if args.mode == "bf16-master":  # the network in bf16 (no casts in the step), fp32 master weights in the optimizer
         model = model.to(torch.bfloat16)
@@ -102,12 +110,27 @@ def main() -> None:
             with torch.no_grad():
                 torch._foreach_copy_(params, master)
             return
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.mode == "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.mode in ("bf16", "dropout")):
             loss = torch.nn.functional.cross_entropy(forward(x, mask).float(), y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
+    if args.mode == "dropout":
+        step(*data[0])
+        step(*data[1])
+        seconds: dict[str, list[float]] = {"textsift": [], "torch": []}
+        for r in range(6):
+            who = "textsift" if r % 2 == 0 else "torch"
+            textsift_dropout.native_mask_is_slow = (lambda ours: lambda: ours)(who == "textsift")
+            t = time.perf_counter()
+            for d in data[2:]:
+                step(*d)
+            seconds[who].append((time.perf_counter() - t) / (len(data) - 2))
+        for who, s in seconds.items():
+            print(f"{who} masks: {' '.join(f'{x:.3f}' for x in s)} s a step (mean {np.mean(s):.3f})")
+        print(f"torch / textsift: {np.mean(seconds['torch']) / np.mean(seconds['textsift']):.2f}x")
+        return
     for k in range(2):
         t = time.perf_counter()
         step(*data[k])

