@@ -57,12 +57,19 @@ class _MaskedScale(torch.autograd.Function):
         return grad * mask, None
 
 
+def _ours(x: torch.Tensor, p: float, training: bool) -> bool:
+    """Whether textsift draws this dropout's mask: in training, 0 < p < 1, on a CPU where torch's draw is slow."""
+    return training and 0.0 < p < 1.0 and x.device.type == "cpu" and native_mask_is_slow()
+
+
+def _drop(x: torch.Tensor, p: float) -> torch.Tensor:
+    return _MaskedScale.apply(x, keep_mask(x.shape, p, x.dtype))
+
+
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """``torch.nn.functional.dropout(x, p, training)``, with the mask drawn by :func:`keep_mask` on a CPU where
     torch's own draw is element by element."""
-    if not training or p <= 0.0 or p >= 1.0 or x.device.type != "cpu" or not native_mask_is_slow():
-        return nn.functional.dropout(x, p, training)
-    return _MaskedScale.apply(x, keep_mask(x.shape, p, x.dtype))
+    return _drop(x, p) if _ours(x, p, training) else nn.functional.dropout(x, p, training)
 
 
 class Dropout(nn.Dropout):
@@ -100,9 +107,8 @@ def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value:
     ``bernoulli_``. This is that math path (fp32 for half-precision inputs, as SDPA's) with :func:`dropout`."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    plain = (dropout <= 0.0 or not module.training or query.device.type != "cpu" or not native_mask_is_slow()
-             or kwargs.get("is_causal") or getattr(module, "is_causal", False) or key.shape[1] != query.shape[1]
-             or (attention_mask is not None and attention_mask.dtype != torch.bool))
+    plain = (not _ours(query, dropout, module.training) or kwargs.get("is_causal") or getattr(module, "is_causal", False)
+             or key.shape[1] != query.shape[1] or (attention_mask is not None and attention_mask.dtype != torch.bool))
     if plain:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
@@ -113,13 +119,9 @@ def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value:
         scores = torch.matmul(q, k.transpose(-1, -2)) * scale
         if attention_mask is not None:  # True: attend
             scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-        probs = _dropout_probs(torch.softmax(scores, dim=-1), dropout)
+        probs = _drop(torch.softmax(scores, dim=-1), dropout)
         out = torch.matmul(probs, v).to(dtype)
     return out.transpose(1, 2).contiguous(), None
-
-
-def _dropout_probs(probs: torch.Tensor, p: float) -> torch.Tensor:
-    return _MaskedScale.apply(probs, keep_mask(probs.shape, p, probs.dtype))
 
 
 def use_fast_attention_dropout(model: nn.Module) -> int:
