@@ -451,3 +451,63 @@ def test_bag_with_max_pooling_trains_and_predicts_with_its_default_sparse_table(
                                      "model": {"type": "bag", "pooling": "max"}, "trainer": {"epochs": 15}}))
     assert result.predictor.model.embedding.sparse
     assert result.metrics["val/accuracy"] == 1.0
+
+
+def test_step_losses_are_read_only_where_a_callback_needs_them(tiny_jsonl):
+    """The loop hands each step's loss on unread (on a GPU, reading waits for the step): a lazy callback sees it
+    unread, a plain callback gets its float, and the epoch's train/loss is the mean of the steps' values."""
+    from textsift.backends.torch.trainer import Trainer
+    from textsift.batching import EncodedDataset
+    from textsift.data.example import Example
+    from textsift.training.callbacks import Callback, StepLoss
+
+    config = resolve(tiny_config(tiny_jsonl, "bag", trainer__epochs=2, trainer__batch_size=4,
+                                 trainer__main_metric="train/loss", trainer__main_metric_mode="min"))
+    tok = config.tokenizer.build()
+    examples = [Example(text=t, label=l) for t, l in TINY]
+    data = EncodedDataset(tok.fit_encode(examples), np.array([0 if l == "neg" else 1 for _, l in TINY]))
+    model = config.model.build(vocab_size=tok.vocab_size, num_labels=2)
+    seen: list[tuple[int, StepLoss, bool]] = []
+    numbers: list[float] = []
+    epochs: list[float] = []
+
+    class Lazy(Callback):
+        lazy_loss = True
+
+        def on_batch_end(self, trainer, loss):
+            assert isinstance(loss, StepLoss)
+            # the previous steps' losses of this epoch are still unread: nothing waited on them
+            seen.append((trainer.state.epoch, loss, all(s._number is None for e, s, _ in seen if e == trainer.state.epoch)))
+
+    class Plain(Callback):
+        def on_batch_end(self, trainer, loss):
+            assert type(loss) is float
+            numbers.append(loss)
+
+        def on_epoch_end(self, trainer, metrics):
+            epochs.append(metrics["train/loss"])
+
+    for callbacks, plain in (([Lazy()], False), ([Lazy(), Plain()], True)):
+        seen.clear()
+        trainer = Trainer(config.trainer, seed=0, model_spec=config.model, label_names=["neg", "pos"], callbacks=callbacks)
+        trainer.fit(model, data, None, loss_fn=torch.nn.CrossEntropyLoss())
+        steps = trainer.state.steps_per_epoch
+        assert len(seen) == 2 * steps and steps > 1
+        if not plain:
+            assert all(unread for _, _, unread in seen)
+    per_epoch = np.array([float(s) for _, s, _ in seen]).reshape(2, -1)
+    np.testing.assert_allclose(numbers, per_epoch.reshape(-1), rtol=1e-6)
+    np.testing.assert_allclose(epochs, per_epoch.mean(1), rtol=1e-6)
+    assert trainer.state.last_loss == pytest.approx(numbers[-1])
+
+
+def test_trainer_compile_trains_and_saves_what_it_predicts(tiny_jsonl, tmp_path):
+    """trainer.compile: the network's forward is compiled in place; it learns, and the model directory (no compiled
+    wrapper in its keys) predicts what the trained network computed."""
+    config = tiny_config(tiny_jsonl, "cnn", trainer__epochs=8, trainer__compile=True, model__embed_dim=16,
+                         model__channels=16)
+    result = textsift.train(config, output=tmp_path / "run")
+    assert result.metrics["test/accuracy"] >= 0.9  # it learned the tiny data (test = train)
+    texts = [t for t, _ in TINY]
+    in_memory = result.predictor.predict(texts).probabilities
+    np.testing.assert_allclose(textsift.load(tmp_path / "run" / "model").predict(texts).probabilities, in_memory, atol=1e-5)

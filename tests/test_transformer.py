@@ -28,7 +28,7 @@ def _built(config, num_labels=2):
     return tok, config.model.build(vocab_size=tok.vocab_size, num_labels=num_labels, tokenizer=tok)
 
 
-@pytest.mark.parametrize("pooling", ["cls", "mean", "max", "weighted"])
+@pytest.mark.parametrize("pooling", ["cls", "pooler", "mean", "max", "weighted"])
 def test_every_pooling_mode_trains_and_ignores_padding(pooling, tiny_bert, tiny_jsonl):
     config = _config(tiny_bert, tiny_jsonl, pooling=pooling)
     tok, model = _built(config)
@@ -239,7 +239,7 @@ def _mixed_batch(tok, texts, pairs=None):
 MIXED = ["a", "an awful depressing sad movie today and yesterday too", "happy", "the cat sat on a mat", "stocks fell"]
 
 
-@pytest.mark.parametrize("pooling", ["cls", "mean", "max", "weighted"])
+@pytest.mark.parametrize("pooling", ["cls", "pooler", "mean", "max", "weighted"])
 def test_prediction_over_real_tokens_only_computes_the_forward_pass(pooling, tiny_bert, tiny_jsonl):
     """``inference`` (the runtime's and evaluation's path) runs the encoder over the real tokens only: the same
     logits as ``forward`` over the padded batch, for every pooling, on rows of very different lengths."""
@@ -313,3 +313,52 @@ def test_the_runtime_and_evaluation_predict_through_the_unpadded_path(tiny_bert,
         probabilities = loaded.predict(MIXED).probabilities
     assert during_training > 0 and len(calls) > during_training
     np.testing.assert_allclose(probabilities, result.predictor.predict(MIXED).probabilities, atol=1e-6)
+
+
+def test_pooler_pooling_is_the_pretrained_pooler_over_the_first_token_and_trains(tiny_bert, tiny_jsonl):
+    """pooling: pooler is what AutoModelForSequenceClassification feeds its classifier: tanh(dense(first token)),
+    with the encoder's pretrained pooler weights, which then train with the rest."""
+    config = _config(tiny_bert, tiny_jsonl, pooling="pooler")
+    tok, model = _built(config)
+    model.eval()
+    ids = tok.encode([Example(text="a happy day"), Example(text="an awful depressing sad movie today")])
+    lengths = torch.tensor(ids.lengths)
+    padded = torch.zeros(2, int(lengths.max()), dtype=torch.long)
+    for i in range(2):
+        padded[i, : lengths[i]] = torch.tensor(ids[i])
+    batch = {"ids": padded, "lengths": lengths}
+    inputs, _ = model._inputs(batch)
+    first = model.encoder(**inputs).last_hidden_state[:, 0]
+    dense = model.encoder.pooler.dense
+    expected = model.head(torch.tanh(first @ dense.weight.T + dense.bias))
+    torch.testing.assert_close(model(batch), expected, atol=1e-5, rtol=1e-4)
+    model.train()
+    model(batch).sum().backward()
+    assert dense.weight.grad is not None and float(dense.weight.grad.abs().sum()) > 0
+
+
+def test_pooler_pooling_refuses_an_encoder_without_a_pooler(tiny_bert, tiny_jsonl):
+    from transformers import BertModel
+
+    from textsift.backends.torch.networks.transformer import TransformerClassifier
+    from textsift.errors import ConfigError
+
+    config = _config(tiny_bert, tiny_jsonl, pooling="pooler")
+    encoder = BertModel.from_pretrained(str(tiny_bert), add_pooling_layer=False)
+    with pytest.raises(ConfigError, match=r"model.pooling: 'pooler' needs an encoder with a pretrained pooler.*BertModel has none"):
+        TransformerClassifier(config.model, encoder, 2, None)
+
+
+def test_attention_on_a_gpu_leaves_out_cudnn_and_nothing_changes_on_a_cpu():
+    """cuDNN attention plans every new input shape (about 0.2 s on an H200) and length-cut batches are new shapes:
+    textsift's forward passes on a GPU ask SDPA for its other kernels; the process's own setting comes back after."""
+    from textsift.backends.torch.runtime import attention_kernels
+
+    assert torch.backends.cuda.cudnn_sdp_enabled() and torch.backends.cuda.flash_sdp_enabled()
+    with attention_kernels(torch.device("cuda")):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+        assert torch.backends.cuda.math_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    with attention_kernels(torch.device("cpu")):
+        assert torch.backends.cuda.cudnn_sdp_enabled()

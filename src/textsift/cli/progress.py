@@ -11,6 +11,8 @@ from textsift.training.callbacks import Callback
 
 
 class ProgressBar(Callback):
+    lazy_loss = True  # reads the loss only where it logs or shows it
+
     def __init__(self, console: Any, refresh_s: float = 0.1) -> None:
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
@@ -37,7 +39,7 @@ class ProgressBar(Callback):
         now = time.monotonic()
         if now - self._last >= self.refresh_s or trainer.state.step_in_epoch == trainer.state.steps_per_epoch:
             self._last = now
-            self.progress.update(self.task, completed=trainer.state.step_in_epoch, loss=loss, lr=trainer.state.lr)
+            self.progress.update(self.task, completed=trainer.state.step_in_epoch, loss=float(loss), lr=trainer.state.lr)
 
     def on_fit_end(self, trainer: Any) -> None:
         self.progress.stop()

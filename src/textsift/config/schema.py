@@ -164,6 +164,11 @@ class TrainerConfig(Section):
         "32", description="bf16/fp16: mixed precision (autocast; fp16 with a grad scaler) on a GPU; bf16 also on a CPU "
         "with native bf16 (avx512_bf16/AMX); fp32 elsewhere."
     )
+    compile: bool = Field(
+        False, description="torch backend: torch.compile the network's training forward (nn.Module.compile, in place; "
+        "nothing saved changes). Each new input shape compiles once (shapes vary with the batch's length until torch "
+        "marks them dynamic), so it pays only on long runs of few shapes."
+    )
 
     @field_validator("precision", mode="before")
     @classmethod

@@ -125,6 +125,8 @@ class MultiTracker(Tracker):
 class TrackingCallback(Callback):
     """Forwards each epoch's metrics (and logged step losses) from the Trainer to a tracker."""
 
+    lazy_loss = True  # reads the loss only where it logs or shows it
+
     def __init__(self, tracker: Tracker, every_steps: int = 50) -> None:
         self.tracker = tracker
         self.every = every_steps

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -25,6 +25,33 @@ from textsift.errors import ConfigError
 from textsift.util import atomic_write_text
 
 logger = logging.getLogger(__name__)
+
+
+class StepLoss:
+    """One step's training loss as the backend left it (a 0-d torch tensor or jax array, or a number), read by
+    ``float(loss)``, once.
+
+    Reading a loss that lives on a GPU waits for the device to finish the step. A loop that read every step's loss
+    would idle the GPU while Python queues the next step; the trainers instead hand this to the callbacks that
+    declare ``lazy_loss`` and read it where a number is shown or written (a log line every N steps, a progress bar's
+    refresh, the epoch's mean)."""
+
+    __slots__ = ("_value", "_number")
+
+    def __init__(self, value: Any) -> None:
+        self._value: Any = value
+        self._number: float | None = None
+
+    def __float__(self) -> float:
+        if self._number is None:
+            self._number, self._value = float(self._value), None
+        return self._number
+
+    def __format__(self, spec: str) -> str:
+        return format(float(self), spec)
+
+    def __repr__(self) -> str:
+        return f"StepLoss({float(self)!r})"
 
 
 @dataclass
@@ -47,17 +74,26 @@ class TrainerState:
     def begin_epoch(self) -> int:
         """Start (or, resumed, continue) the current epoch; returns how many of its batches are already done. A fresh
         epoch resets the running loss; a resumed one continues it from the checkpoint."""
+        self.settle()
         if self.step_in_epoch == 0:
             self.epoch_loss_sum, self.epoch_loss_batches = 0.0, 0
         return self.step_in_epoch
 
-    def record_step(self, loss: float) -> None:
-        """One optimizer step done with this training loss."""
-        self.epoch_loss_sum += loss
-        self.epoch_loss_batches += 1
+    def record_step(self, loss: float | StepLoss) -> None:
+        """One optimizer step done with this training loss (a :class:`StepLoss` is read later, by :meth:`settle`)."""
+        self.__dict__.setdefault("_unread", []).append(loss)
         self.global_step += 1
         self.step_in_epoch += 1
-        self.last_loss = loss
+
+    def settle(self) -> None:
+        """Read the losses recorded since the last call into the epoch's sum (and ``last_loss``)."""
+        unread = self.__dict__.get("_unread") or []
+        for loss in unread:
+            value = float(loss)
+            self.epoch_loss_sum += value
+            self.epoch_loss_batches += 1
+            self.last_loss = value
+        unread.clear()
 
     def finish_epoch(self, examples: int, loop_s: float) -> dict[str, float]:
         """The epoch is complete: its number, the rate and the loop's speed (``examples`` in ``loop_s`` seconds)."""
@@ -67,9 +103,11 @@ class TrainerState:
 
     def epoch_loss(self) -> float | None:
         """This process's mean training loss over the epoch's batches (None before any)."""
+        self.settle()
         return self.epoch_loss_sum / self.epoch_loss_batches if self.epoch_loss_batches else None
 
     def to_json(self) -> dict[str, Any]:
+        self.settle()
         return asdict(self)
 
     @classmethod
@@ -78,7 +116,13 @@ class TrainerState:
 
 
 class Callback:
-    """Override the hooks you need. ``state_dict`` / ``load_state_dict`` carry state across a resume."""
+    """Override the hooks you need. ``state_dict`` / ``load_state_dict`` carry state across a resume.
+
+    ``on_batch_end`` gets the step's training loss as a float; a callback that sets ``lazy_loss = True`` gets a
+    :class:`StepLoss` instead and reads it with ``float(loss)`` where it needs the number: when every callback of a
+    run is lazy, a GPU run's loop never waits for the device between steps."""
+
+    lazy_loss: ClassVar[bool] = False
 
     def on_fit_start(self, trainer: Any) -> None: ...
     def on_epoch_start(self, trainer: Any) -> None: ...
@@ -91,6 +135,14 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def batch_end(callbacks: list[Callback], trainer: Any, loss: StepLoss) -> None:
+    """``on_batch_end`` of each callback that has one: a :class:`StepLoss` to the lazy ones, its number to the rest
+    (read once, and only if one of them needs it)."""
+    for cb in callbacks:
+        if type(cb).on_batch_end is not Callback.on_batch_end:
+            cb.on_batch_end(trainer, loss if cb.lazy_loss else float(loss))
 
 
 class CallbackSpec(Spec):
@@ -162,6 +214,8 @@ class MetricsLog(Callback):
     a crash. So the log keeps one line per logged step and epoch. The file is replaced atomically.
     """
 
+    lazy_loss = True  # reads the loss only where it logs or shows it
+
     def __init__(self, path: Path, every_steps: int) -> None:
         self.path = path
         self.every = every_steps
@@ -195,7 +249,8 @@ class MetricsLog(Callback):
     def on_batch_end(self, trainer: Any, loss: float) -> None:
         s = trainer.state
         if s.global_step % self.every == 0:
-            self._write({"event": "step", "step": s.global_step, "epoch": s.epoch + 1, "train/loss": loss, "lr": s.lr, "time": time.time()})
+            self._write({"event": "step", "step": s.global_step, "epoch": s.epoch + 1, "train/loss": float(loss), "lr": s.lr,
+                         "time": time.time()})
 
     def on_epoch_end(self, trainer: Any, metrics: dict[str, float]) -> None:
         self._write({"event": "epoch", "step": trainer.state.global_step, **metrics, "time": time.time()})
@@ -209,6 +264,8 @@ class PeriodicCheckpoint(Callback):
     paying for a save every epoch: a bag model's checkpoint on IMDB is about 1 GB (weights, best weights and
     Adam's two moments), and writing it each epoch cost a sixth of its training time. ``every_s=0``: every epoch.
     """
+
+    lazy_loss = True  # never reads the loss
 
     def __init__(self, every_steps: int | None, every_s: float | None = 0.0, final: bool = True) -> None:
         self.every = every_steps

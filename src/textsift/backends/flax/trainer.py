@@ -35,7 +35,7 @@ from textsift.batching import EncodedDataset, epoch_batches
 from textsift.config.schema import TrainerConfig
 from textsift.errors import CheckpointError, ConfigError
 from textsift.evaluation.metrics import classification_metrics, multilabel_metrics
-from textsift.training.callbacks import Callback, EarlyStopping, TrainerState, is_better
+from textsift.training.callbacks import Callback, EarlyStopping, StepLoss, TrainerState, batch_end, is_better
 
 logger = logging.getLogger(__name__)
 
@@ -377,11 +377,11 @@ class FlaxTrainer:
                 # the next batch is made while the step runs (jax dispatches it asynchronously); callbacks below
                 # still see this step's parameters and loss
                 upcoming = self._batch(train, todo[position + 1], rows) if position + 1 < len(todo) else None
-                value = float(loss)
+                step_loss = StepLoss(loss)  # read only where a callback needs the number (jax runs ahead until then)
                 examples += len(index)
                 self.state.lr = peak * factor
-                self.state.record_step(value)
-                self._call("on_batch_end", value)
+                self.state.record_step(step_loss)
+                batch_end(self.callbacks, self, step_loss)
             metrics = self.state.finish_epoch(examples, time.perf_counter() - loop_start)
             if (loss := self.state.epoch_loss()) is not None:
                 metrics["train/loss"] = loss

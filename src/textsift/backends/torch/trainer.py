@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textsift.backends.torch.runtime import inference_fn, resolve_device  # noqa: F401 (resolve_device: also imported from here by the run)
+from textsift.backends.torch.runtime import attention_kernels, inference_fn, resolve_device  # noqa: F401 (resolve_device: also imported from here by the run)
 from textsift.batching import EncodedDataset, collate, eval_batches, epoch_batches
 from textsift.config.schema import TrainerConfig
 from textsift.errors import ConfigError
@@ -22,7 +22,7 @@ from textsift.registry import import_path
 from textsift.backends.torch import checkpoint as ckpt
 from textsift.backends.torch import distributed
 from textsift.backends.torch import dropout as fast_dropout
-from textsift.training.callbacks import Callback, EarlyStopping, TrainerState, is_better
+from textsift.training.callbacks import Callback, EarlyStopping, StepLoss, TrainerState, batch_end, is_better
 from textsift.backends.torch.optim import SPARSE_CAPABLE
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ def predict_logits(
     model.eval()
     out: np.ndarray | None = None
     for batch in data.iter_batches(eval_batches(data.ids.lengths, batch_size), fmt):
-        logits = inference_fn(model)(to_tensors(batch, device)).float().cpu().numpy()
+        with attention_kernels(device):
+            logits = inference_fn(model)(to_tensors(batch, device)).float().cpu().numpy()
         if out is None:
             out = np.empty((len(data), logits.shape[1]), dtype=np.float32)
         out[batch["index"]] = logits
@@ -155,7 +156,7 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def _step(self, batch_index: np.ndarray, train: EncodedDataset, fmt: str, loss_fn: torch.nn.Module) -> float:
+    def _step(self, batch_index: np.ndarray, train: EncodedDataset, fmt: str, loss_fn: torch.nn.Module) -> torch.Tensor:
         """One optimizer update over ``batch_index``, in ``self.accumulate`` micro-batches.
 
         Each micro-batch's mean loss is weighted by its share of the batch, so the update equals that
@@ -168,14 +169,15 @@ class Trainer:
         local = distributed.shard(batch_index)  # this rank's part; DDP averages the ranks' gradients
         while True:
             optimizer.zero_grad(set_to_none=True)
-            total = 0.0
+            total = torch.zeros((), device=self.device)  # on the device: reading it would wait for the step
             try:
                 parts = np.array_split(local, min(self.accumulate, len(local)))
                 for i, part in enumerate(parts):
                     tensors = to_tensors(collate(train.ids, part, fmt, train.labels), self.device)
                     sync = self.ddp is None or i == len(parts) - 1
                     with contextlib.nullcontext() if sync else self.ddp.no_sync():
-                        with self._autocast():  # the forward only: backward follows the forward's dtypes
+                        # the forward only: backward follows the forward's dtypes and attention kernels
+                        with self._autocast(), attention_kernels(self.device):
                             logits = forward(tensors)
                         # weighted so that the (all-reduced) gradient is that of the whole global batch
                         loss = loss_fn(logits.float(), tensors["labels"]) * (len(part) * world / len(batch_index))
@@ -183,7 +185,7 @@ class Trainer:
                             self.scaler.scale(loss).backward()
                         else:
                             loss.backward()
-                    total += float(loss.detach()) * len(batch_index) / (world * len(local))  # this rank's mean
+                    total += loss.detach() * (len(batch_index) / (world * len(local)))  # this rank's mean
                 break
             except torch.OutOfMemoryError:
                 micro = -(-len(local) // self.accumulate)
@@ -327,7 +329,9 @@ class Trainer:
         fmt = getattr(model, "input_format", "padded")
         self.batch_size = self._batch_size(train, model)
         self.model = model.to(self.device)
-        if self.device.type == "cpu" and fast_dropout.native_mask_is_slow():  # torch's CPU masks: one element at a time
+        if cfg.compile:  # in place: the module, its state_dict keys and what is saved stay the same; the compiled
+            model.compile()  # graph draws its own dropout masks (inductor's generator), so no swap below
+        elif self.device.type == "cpu" and fast_dropout.native_mask_is_slow():  # torch's CPU masks: one element at a time
             swapped = fast_dropout.use_fast_dropout(model) + fast_dropout.use_fast_attention_dropout(model)
             logger.debug("Dropout masks drawn 64 bits per four elements in %d modules", swapped)
         loss_fn = loss_fn.to(self.device)
@@ -374,12 +378,12 @@ class Trainer:
                 model.on_train_epoch_start(self.state.epoch)  # e.g. freeze or unfreeze layers
             loop_start, examples = time.perf_counter(), 0
             for batch_index in batches[skip:]:
-                value = self._step(batch_index, train, fmt, loss_fn)
+                loss = StepLoss(self._step(batch_index, train, fmt, loss_fn))
                 examples += len(batch_index)
                 self.state.lr = max(g["lr"] for g in self.optimizer.param_groups)
                 self.scheduler.step()
-                self.state.record_step(value)
-                self._call("on_batch_end", value)
+                self.state.record_step(loss)
+                batch_end(self.callbacks, self, loss)
             metrics = self.state.finish_epoch(examples, time.perf_counter() - loop_start)
             if (loss := self.state.epoch_loss()) is not None:
                 metrics["train/loss"] = distributed.all_mean(loss)

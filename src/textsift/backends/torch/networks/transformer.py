@@ -33,8 +33,9 @@ class TransformerSpec(ModelSpec):
     }
     pretrained: str = Field(description="Local directory or hub name of the encoder (e.g. bert-base-uncased).",
                             json_schema_extra={"input_path": True})  # workflows fingerprint a local directory's files
-    pooling: Literal["cls", "mean", "max", "weighted"] = Field(
-        "cls", description="First token, masked mean or max over tokens, or a learned mix of all hidden layers."
+    pooling: Literal["cls", "pooler", "mean", "max", "weighted"] = Field(
+        "cls", description="First token; the first token through the encoder's pretrained pooler (BERT's dense + tanh, "
+        "as AutoModelForSequenceClassification uses it); masked mean or max over tokens; or a learned mix of all hidden layers."
     )
     freeze_embeddings: bool = Field(False, description="Keep the embedding layer frozen (until unfreeze_at_epoch).")
     freeze_layers: int = Field(0, ge=0, description="Keep the lowest N encoder layers frozen (until unfreeze_at_epoch).")
@@ -188,6 +189,11 @@ class TransformerClassifier(TorchClassifier):
         self.use_token_types = getattr(config, "type_vocab_size", 1) > 1 and self.sep_id is not None
         n_layers = config.num_hidden_layers
         self.num_layers = n_layers
+        if spec.pooling == "pooler" and getattr(encoder, "pooler", None) is None:
+            raise ConfigError(
+                f"model.pooling: 'pooler' needs an encoder with a pretrained pooler (BERT's dense + tanh over the first "
+                f"token); {type(encoder).__name__} has none. Use pooling: cls, mean, max or weighted."
+            )
         if spec.pooling == "weighted":
             self.layer_weights = nn.Parameter(torch.zeros(n_layers + 1))
         self.head = ClassificationHead(spec.head, config.hidden_size, num_labels)
@@ -221,9 +227,11 @@ class TransformerClassifier(TorchClassifier):
             tokens = states[-1]
         lengths = mask.sum(1)
         rows = mask.shape[0]
-        if self.spec.pooling == "cls":
+        if self.spec.pooling in ("cls", "pooler"):
             starts = torch.cumsum(lengths, 0) - lengths  # each row's first token in the unpadded order
             pooled = tokens.index_select(0, starts)
+            if self.spec.pooling == "pooler":  # BertPooler reads the first position of [B, L, H]
+                pooled = self.encoder.pooler(pooled[:, None])
         else:
             segment = torch.repeat_interleave(torch.arange(rows, device=tokens.device), lengths)
             if self.spec.pooling == "max":
@@ -246,6 +254,8 @@ class TransformerClassifier(TorchClassifier):
         m = mask[:, :, None].to(hidden.dtype)
         if self.spec.pooling == "cls":
             pooled = hidden[:, 0]
+        elif self.spec.pooling == "pooler":
+            pooled = out.pooler_output
         elif self.spec.pooling == "max":
             pooled = hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).max(1).values
         else:  # mean, weighted
