@@ -23,6 +23,16 @@ def _config(tiny_bert, data, **model):
     return resolve(raw)
 
 
+def _two_texts(tok):
+    """A short and a long text as one padded batch, and the ids of each."""
+    ids = tok.encode([Example(text="a happy day"), Example(text="an awful depressing sad movie today")])
+    lengths = torch.tensor(ids.lengths)
+    padded = torch.zeros(2, int(lengths.max()), dtype=torch.long)
+    for i in range(2):
+        padded[i, : lengths[i]] = torch.tensor(ids[i])
+    return {"ids": padded, "lengths": lengths}, ids
+
+
 def _built(config, num_labels=2):
     tok = config.tokenizer.build().fit([])
     return tok, config.model.build(vocab_size=tok.vocab_size, num_labels=num_labels, tokenizer=tok)
@@ -33,13 +43,9 @@ def test_every_pooling_mode_trains_and_ignores_padding(pooling, tiny_bert, tiny_
     config = _config(tiny_bert, tiny_jsonl, pooling=pooling)
     tok, model = _built(config)
     model.eval()
-    ids = tok.encode([Example(text="a happy day"), Example(text="an awful depressing sad movie today")])
-    lengths = torch.tensor(ids.lengths)
-    padded = torch.zeros(2, int(lengths.max()), dtype=torch.long)
-    for i in range(2):
-        padded[i, : lengths[i]] = torch.tensor(ids[i])
-    batch = model({"ids": padded, "lengths": lengths})
-    alone = model({"ids": torch.from_numpy(ids[0][None, :]), "lengths": lengths[:1]})
+    inputs, ids = _two_texts(tok)
+    batch = model(inputs)
+    alone = model({"ids": torch.from_numpy(ids[0][None, :]), "lengths": inputs["lengths"][:1]})
     torch.testing.assert_close(batch[:1], alone, atol=1e-5, rtol=1e-4)
     if pooling == "weighted":
         assert model.layer_weights.shape == (3,)  # embeddings + 2 layers
@@ -321,12 +327,7 @@ def test_pooler_pooling_is_the_pretrained_pooler_over_the_first_token_and_trains
     config = _config(tiny_bert, tiny_jsonl, pooling="pooler")
     tok, model = _built(config)
     model.eval()
-    ids = tok.encode([Example(text="a happy day"), Example(text="an awful depressing sad movie today")])
-    lengths = torch.tensor(ids.lengths)
-    padded = torch.zeros(2, int(lengths.max()), dtype=torch.long)
-    for i in range(2):
-        padded[i, : lengths[i]] = torch.tensor(ids[i])
-    batch = {"ids": padded, "lengths": lengths}
+    batch, _ = _two_texts(tok)
     inputs, _ = model._inputs(batch)
     first = model.encoder(**inputs).last_hidden_state[:, 0]
     dense = model.encoder.pooler.dense
