@@ -353,7 +353,7 @@ def test_pooler_pooling_refuses_an_encoder_without_a_pooler(tiny_bert, tiny_json
 def test_attention_on_a_gpu_leaves_out_cudnn_and_nothing_changes_on_a_cpu():
     """cuDNN attention plans every new input shape (about 0.2 s on an H200) and length-cut batches are new shapes:
     textsift's forward passes on a GPU ask SDPA for its other kernels; the process's own setting comes back after."""
-    from textsift.backends.torch.runtime import attention_kernels
+    from textsift.backends.torch.networks.transformer import attention_kernels
 
     assert torch.backends.cuda.cudnn_sdp_enabled() and torch.backends.cuda.flash_sdp_enabled()
     with attention_kernels(torch.device("cuda")):
@@ -363,3 +363,27 @@ def test_attention_on_a_gpu_leaves_out_cudnn_and_nothing_changes_on_a_cpu():
     assert torch.backends.cuda.cudnn_sdp_enabled()
     with attention_kernels(torch.device("cpu")):
         assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
+def test_the_encoder_runs_inside_the_attention_context_in_training_and_prediction(tiny_bert, tiny_jsonl, monkeypatch):
+    """The context is entered by the network around its encoder, so every caller takes it (the trainer, the runtime,
+    a distillation teacher's pass inside the loss), with the batch's device."""
+    import contextlib
+
+    from textsift.backends.torch.networks import transformer
+
+    entered = []
+
+    def recording(device):
+        entered.append(device.type)
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(transformer, "attention_kernels", recording)
+    tok, model = _built(_config(tiny_bert, tiny_jsonl, pooling="mean"))
+    batch, _ = _two_texts(tok)
+    model.train()
+    model(batch)
+    model.eval()
+    with torch.no_grad():
+        model.inference(batch)  # the unpadded path
+    assert entered == ["cpu", "cpu"]

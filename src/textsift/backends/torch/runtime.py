@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +23,6 @@ def resolve_device(name: str) -> torch.device:
 
 def to_tensors(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items() if k not in ("index", "labels")}
-
-
-def attention_kernels(device: torch.device) -> Any:
-    """The context textsift's forward passes run in: on a GPU, scaled dot-product attention without its cuDNN backend.
-
-    cuDNN attention builds an execution plan for every new shape of its inputs, about 0.2 s each on an H200 (torch
-    2.11), and textsift's batches are cut by length, so nearly every batch of an epoch is a new shape. Measured on a
-    BERT-base-sized encoder, emotion's texts, batches of 256, each side in a fresh process: 1,480 training examples/s
-    with cuDNN attention, 6,274 without it (SDPA's flash and memory-efficient kernels; BENCHMARKS.md, "GPU figures").
-    Elsewhere (a CPU) nothing changes."""
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def inference_fn(model: torch.nn.Module) -> Any:
@@ -73,8 +57,7 @@ class TorchRuntime(Runtime):
         was_training = self.model.training
         self.model.eval()
         try:
-            with attention_kernels(self.device):
-                return inference_fn(self.model)(to_tensors(batch, self.device)).float().cpu().numpy()
+            return inference_fn(self.model)(to_tensors(batch, self.device)).float().cpu().numpy()
         finally:
             self.model.train(was_training)
 

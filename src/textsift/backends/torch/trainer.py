@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textsift.backends.torch.runtime import attention_kernels, inference_fn, resolve_device  # noqa: F401 (resolve_device: also imported from here by the run)
+from textsift.backends.torch.runtime import inference_fn, resolve_device  # noqa: F401 (resolve_device: also imported from here by the run)
 from textsift.batching import EncodedDataset, collate, eval_batches, epoch_batches
 from textsift.config.schema import TrainerConfig
 from textsift.errors import ConfigError
@@ -50,8 +50,7 @@ def predict_logits(
     model.eval()
     out: np.ndarray | None = None
     for batch in data.iter_batches(eval_batches(data.ids.lengths, batch_size), fmt):
-        with attention_kernels(device):
-            logits = inference_fn(model)(to_tensors(batch, device)).float().cpu().numpy()
+        logits = inference_fn(model)(to_tensors(batch, device)).float().cpu().numpy()
         if out is None:
             out = np.empty((len(data), logits.shape[1]), dtype=np.float32)
         out[batch["index"]] = logits
@@ -156,7 +155,7 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def _step(self, batch_index: np.ndarray, train: EncodedDataset, fmt: str, loss_fn: torch.nn.Module) -> torch.Tensor:
+    def _step(self, batch_index: np.ndarray, train: EncodedDataset, fmt: str, loss_fn: torch.nn.Module) -> torch.Tensor | float:
         """One optimizer update over ``batch_index``, in ``self.accumulate`` micro-batches.
 
         Each micro-batch's mean loss is weighted by its share of the batch, so the update equals that
@@ -169,15 +168,14 @@ class Trainer:
         local = distributed.shard(batch_index)  # this rank's part; DDP averages the ranks' gradients
         while True:
             optimizer.zero_grad(set_to_none=True)
-            total = torch.zeros((), device=self.device)  # on the device: reading it would wait for the step
+            total: torch.Tensor | float = 0.0  # a tensor on the device after the first micro-batch: not read here
             try:
                 parts = np.array_split(local, min(self.accumulate, len(local)))
                 for i, part in enumerate(parts):
                     tensors = to_tensors(collate(train.ids, part, fmt, train.labels), self.device)
                     sync = self.ddp is None or i == len(parts) - 1
                     with contextlib.nullcontext() if sync else self.ddp.no_sync():
-                        # the forward only: backward follows the forward's dtypes and attention kernels
-                        with self._autocast(), attention_kernels(self.device):
+                        with self._autocast():  # the forward only: backward follows the forward's dtypes
                             logits = forward(tensors)
                         # weighted so that the (all-reduced) gradient is that of the whole global batch
                         loss = loss_fn(logits.float(), tensors["labels"]) * (len(part) * world / len(batch_index))

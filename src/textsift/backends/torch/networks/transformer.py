@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -130,6 +131,22 @@ def apply_pruned_shapes(encoder: nn.Module) -> None:
         slice_layer(layer, list(range(int(n_heads))), list(range(int(n_ffn))))
 
 
+def attention_kernels(device: torch.device) -> Any:
+    """The context a transformer's attention runs in: on a GPU, scaled dot-product attention without its cuDNN backend.
+
+    cuDNN attention builds an execution plan for every new shape of its inputs, about 0.2 s each on an H200 (torch
+    2.11), and textsift's batches are cut by length, so nearly every batch of an epoch is a new shape. Measured on a
+    BERT-base-sized encoder, emotion's texts, batches of 256, each side in a fresh process: 1,480 training examples/s
+    with cuDNN attention, 6,274 without it (SDPA's flash and memory-efficient kernels; BENCHMARKS.md, "GPU figures").
+    Entered by :class:`TransformerClassifier` around the encoder itself, so that every forward pass takes it (training,
+    evaluation, prediction, a distillation teacher's pass inside the loss). Elsewhere (a CPU) nothing changes."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
 def unpadded_applies(encoder: nn.Module) -> bool:
     """Whether :func:`unpadded_hidden` computes this encoder's function: a transformers BERT encoder (absolute
     positions, not a decoder) with no hooks on its modules (a hook expects the layers' own calls, e.g. distillation's
@@ -220,7 +237,8 @@ class TransformerClassifier(TorchClassifier):
             return self(batch)
         inputs, mask = self._inputs(batch)
         weighted = self.spec.pooling == "weighted"
-        states, _ = unpadded_hidden(self.encoder, inputs, mask, all_layers=weighted)
+        with attention_kernels(mask.device):
+            states, _ = unpadded_hidden(self.encoder, inputs, mask, all_layers=weighted)
         if weighted:  # [layers + 1, T, H] mixed as forward mixes the padded states
             tokens = (torch.softmax(self.layer_weights, 0)[:, None, None] * torch.stack(states, 0)).sum(0)
         else:
@@ -245,7 +263,8 @@ class TransformerClassifier(TorchClassifier):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs, mask = self._inputs(batch)
         weighted = self.spec.pooling == "weighted"
-        out = self.encoder(**inputs, output_hidden_states=weighted)
+        with attention_kernels(mask.device):
+            out = self.encoder(**inputs, output_hidden_states=weighted)
         if weighted:
             stack = torch.stack(out.hidden_states, dim=0)  # [layers + 1, B, L, H]
             hidden = (torch.softmax(self.layer_weights, 0)[:, None, None, None] * stack).sum(0)
