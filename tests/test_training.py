@@ -482,6 +482,7 @@ def test_step_losses_are_read_only_where_a_callback_needs_them(tiny_jsonl):
     class Plain(Callback):
         def on_batch_end(self, trainer, loss):
             assert type(loss) is float
+            assert trainer.state.last_loss == loss  # the state a plain callback reads is this step's, as before
             numbers.append(loss)
 
         def on_epoch_end(self, trainer, metrics):

@@ -68,6 +68,9 @@ class TrainerState:
     history: list[dict[str, float]] = field(default_factory=list)
     lr: float = 0.0
     last_loss: float = float("nan")
+
+    def __post_init__(self) -> None:
+        self._unread: list[float | StepLoss] = []  # recorded, not yet in the sums (not a field: never saved)
     epoch_loss_sum: float = 0.0  # training loss over the current epoch's batches so far (kept across a resume)
     epoch_loss_batches: int = 0
 
@@ -81,19 +84,18 @@ class TrainerState:
 
     def record_step(self, loss: float | StepLoss) -> None:
         """One optimizer step done with this training loss (a :class:`StepLoss` is read later, by :meth:`settle`)."""
-        self.__dict__.setdefault("_unread", []).append(loss)
+        self._unread.append(loss)
         self.global_step += 1
         self.step_in_epoch += 1
 
     def settle(self) -> None:
         """Read the losses recorded since the last call into the epoch's sum (and ``last_loss``)."""
-        unread = self.__dict__.get("_unread") or []
-        for loss in unread:
+        for loss in self._unread:
             value = float(loss)
             self.epoch_loss_sum += value
             self.epoch_loss_batches += 1
             self.last_loss = value
-        unread.clear()
+        self._unread.clear()
 
     def finish_epoch(self, examples: int, loop_s: float) -> dict[str, float]:
         """The epoch is complete: its number, the rate and the loop's speed (``examples`` in ``loop_s`` seconds)."""
@@ -118,9 +120,10 @@ class TrainerState:
 class Callback:
     """Override the hooks you need. ``state_dict`` / ``load_state_dict`` carry state across a resume.
 
-    ``on_batch_end`` gets the step's training loss as a float; a callback that sets ``lazy_loss = True`` gets a
-    :class:`StepLoss` instead and reads it with ``float(loss)`` where it needs the number: when every callback of a
-    run is lazy, a GPU run's loop never waits for the device between steps."""
+    ``on_batch_end`` gets the step's training loss as a float, and ``trainer.state`` (``last_loss``, the epoch's loss
+    sums) up to date with it; a callback that sets ``lazy_loss = True`` gets a :class:`StepLoss` instead and reads it
+    with ``float(loss)`` where it needs the number (the state's loss fields then lag until the epoch ends): when every
+    callback of a run is lazy, a GPU run's loop never waits for the device between steps."""
 
     lazy_loss: ClassVar[bool] = False
 
@@ -139,10 +142,13 @@ class Callback:
 
 def batch_end(callbacks: list[Callback], trainer: Any, loss: StepLoss) -> None:
     """``on_batch_end`` of each callback that has one: a :class:`StepLoss` to the lazy ones, its number to the rest
-    (read once, and only if one of them needs it)."""
+    (read once, and only if one of them needs it, with the trainer's state brought up to date for it first)."""
     for cb in callbacks:
-        if type(cb).on_batch_end is not Callback.on_batch_end:
-            cb.on_batch_end(trainer, loss if cb.lazy_loss else float(loss))
+        if type(cb).on_batch_end is Callback.on_batch_end:
+            continue
+        if not cb.lazy_loss:
+            trainer.state.settle()
+        cb.on_batch_end(trainer, loss if cb.lazy_loss else float(loss))
 
 
 class CallbackSpec(Spec):
