@@ -49,6 +49,7 @@ from _markdown import write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EMOTION = ROOT.parent / "shared" / "datasets" / "emotion"
+EXAMPLE = ROOT / "examples" / "emotion" / "minilm.yaml"  # textsift's recipe; its learning rate is both sides'
 THREADS = 2
 
 
@@ -78,7 +79,7 @@ def recipe_lr() -> float:
     """The learning rate of ``examples/emotion/minilm.yaml``: both sides train at the recipe's rate."""
     import yaml
 
-    raw = yaml.safe_load((ROOT / "examples" / "emotion" / "minilm.yaml").read_text())
+    raw = yaml.safe_load(EXAMPLE.read_text())
     return float(raw["trainer"]["optimizer"]["lr"])
 
 
@@ -93,7 +94,7 @@ def run_textsift(job: Job, tmp: Path, precision: str = "config", settings: tuple
         path.write_text("".join(json.dumps(r) + "\n" for r in job.read(split, job.limit)))
         files[split] = str(path)
     gpu = job.device != "cpu"
-    config = load_config(ROOT / "examples" / "emotion" / "minilm.yaml", overrides=[
+    config = load_config(EXAMPLE, overrides=[
         f"model.pretrained={job.encoder}", f"data.train={files['train']}", f"data.validation={files['validation']}",
         f"data.test={files['test']}", f"trainer.epochs={job.epochs}", f"trainer.num_threads={THREADS}",
         f"trainer.batch_size={job.batch_size}", f"tokenizer.max_length={job.max_length}",
